@@ -1,0 +1,204 @@
+package doc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"communique/server/store"
+	"communique/server/wire"
+)
+
+// Bus carries notices between server instances that share one store
+// (Redis). Delivery is at most once: a lost notice is noticed by version and
+// made good from the store, so the bus only makes other instances fast,
+// never correct.
+type Bus interface {
+	Publish(ctx context.Context, topic string, msg []byte) error
+	// Subscribe calls fn for each message on topic until unsubscribe is
+	// called. fn must not block.
+	Subscribe(topic string, fn func(msg []byte)) (unsubscribe func())
+}
+
+// UseBus makes the registry's sessions share their ops, metadata and
+// presence with other instances through b. instance names this one (its
+// own messages are ignored when they come back). Call it before any
+// Acquire.
+func (r *Registry) UseBus(b Bus, instance string) {
+	r.bus, r.instance = b, instance
+}
+
+// CatchUpAll asks every open session to read what other instances wrote,
+// e.g. after the bus reconnected and may have lost messages.
+func (r *Registry) CatchUpAll() {
+	r.Each("", func(s *Session) { s.markBehind() })
+}
+
+// busMsg is what sessions publish. Ops carry their records, so a follower
+// instance needs no store read for them; a gap in versions means messages
+// were lost, and the session reads the store instead.
+type busMsg struct {
+	From     string            `json:"i"`
+	Kind     string            `json:"k"` // "ops", "meta", "presence"
+	Stream   store.Stream      `json:"s,omitempty"`
+	Recs     []store.OpRecord  `json:"r,omitempty"`
+	Presence *wire.PresenceMsg `json:"p,omitempty"`
+}
+
+func (s *Session) topic() string { return s.summit + "/" + s.doc }
+
+// subscribeBus starts listening for the session's topic. A message is
+// handed to the session goroutine without blocking; if the inbox is full the
+// session is marked behind and reads the store instead.
+func (s *Session) subscribeBus() {
+	if s.reg.bus == nil {
+		return
+	}
+	s.unsubBus = s.reg.bus.Subscribe(s.topic(), func(msg []byte) {
+		select {
+		case s.inbox <- &busReq{data: msg}:
+		default:
+			s.markBehind()
+		}
+	})
+}
+
+func (s *Session) markBehind() {
+	s.behind.Store(true)
+	s.poke()
+}
+
+type busReq struct{ data []byte }
+
+// announce tells other instances about committed ops. A failure is only
+// logged: they will find the ops in the store.
+func (s *Session) announce(stream store.Stream, recs []store.OpRecord) {
+	if s.reg.bus == nil || len(recs) == 0 {
+		return
+	}
+	s.sendBus(busMsg{Kind: "ops", Stream: stream, Recs: recs})
+}
+
+func (s *Session) sendBus(m busMsg) {
+	if s.reg.bus == nil {
+		return
+	}
+	m.From = s.reg.instance
+	data, err := json.Marshal(m)
+	if err != nil {
+		s.reg.log.Error("encode bus message", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.reg.ctx, 2*time.Second)
+	defer cancel()
+	if err := s.reg.bus.Publish(ctx, s.topic(), data); err != nil {
+		s.reg.log.Warn("publish to other instances failed; they will read the store", "summit", s.summit, "doc", s.doc, "err", err)
+	}
+}
+
+// onBus handles a message from another instance.
+func (s *Session) onBus(r *busReq) {
+	var m busMsg
+	if err := json.Unmarshal(r.data, &m); err != nil {
+		s.reg.log.Warn("undecodable bus message ignored", "err", err)
+		return
+	}
+	if m.From == s.reg.instance {
+		return
+	}
+	switch m.Kind {
+	case "ops":
+		st := s.stream(m.Stream)
+		for _, rec := range m.Recs {
+			if rec.Version <= st.version {
+				continue
+			}
+			if rec.Version != st.version+1 {
+				s.catchUpLogged(st) // a message was lost: read the log
+				break
+			}
+			if err := s.ingest(st, rec); err != nil {
+				s.reg.log.Error("ingest op from another instance", "summit", s.summit, "doc", s.doc, "err", err)
+				s.catchUpLogged(st)
+				break
+			}
+		}
+		s.publish()
+	case "meta":
+		s.reloadMeta()
+	case "presence":
+		if m.Presence != nil {
+			s.relayPresence(*m.Presence)
+		}
+	}
+}
+
+// catchUpLogged is catchUp that logs a failure; it returns the failure
+// (wrapping ErrUnavailable) for callers that must answer a client.
+func (s *Session) catchUpLogged(st *stream) error {
+	if err := s.catchUp(st); err != nil {
+		s.reg.log.Error("catch up with the store failed", "summit", s.summit, "doc", s.doc, "stream", st.key.Stream, "err", err)
+		return fmt.Errorf("read ops of other instances: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// poll checks the store's heads when the session may have missed messages
+// (marked behind) or periodically as a safety net for silent losses.
+func (s *Session) poll() {
+	hr, ok := s.reg.store.(headReader)
+	for _, st := range s.streams {
+		if ok {
+			head, err := hr.Head(s.reg.ctx, st.key)
+			if err != nil || head == st.version {
+				continue
+			}
+		}
+		s.catchUpLogged(st)
+	}
+}
+
+// reloadMeta takes in metadata another instance changed (title, order,
+// adoption).
+func (s *Session) reloadMeta() {
+	meta, err := s.reg.store.GetDoc(s.reg.ctx, s.summit, s.doc)
+	if err != nil {
+		s.reg.log.Error("reload document metadata", "summit", s.summit, "doc", s.doc, "err", err)
+		return
+	}
+	wasAdopted := s.meta.Adopted
+	s.meta = meta
+	s.publish()
+	if meta.Adopted && !wasAdopted {
+		s.broadcastAll(wire.NewFrame(wire.AdoptedMsg{Type: "adopted", Version: s.streams[1].version}))
+	}
+}
+
+// relayPresence forwards another instance's presence event to this one's
+// subscribers and remembers remote drafters for newcomers' hellos.
+func (s *Session) relayPresence(p wire.PresenceMsg) {
+	switch p.Event {
+	case "leave":
+		delete(s.remote, p.Peer.Client)
+	default:
+		s.remote[p.Peer.Client] = p.Peer
+	}
+	f := wire.NewFrame(p)
+	for peer, ps := range s.peers {
+		if p.Event == "cursor" && ps.stream != store.Draft {
+			continue
+		}
+		if !s.deliver(peer, f) {
+			s.drop(peer)
+		}
+	}
+}
+
+func (s *Session) broadcastAll(f *wire.Frame) {
+	for p := range s.peers {
+		if !s.deliver(p, f) {
+			s.drop(p)
+		}
+	}
+}

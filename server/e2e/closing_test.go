@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"communique/ot"
+	"communique/server/servertest"
+)
+
+// TestClosingHandshake checks the server's side of the WebSocket control
+// frames while the document is busy: a client's ping is answered with its
+// payload, and a client's close is answered with a close frame carrying
+// the same code, after which the server sends nothing (RFC 6455 5.5.1;
+// Chromium fails the connection with "Data frame received after close"
+// otherwise, which a browser test once caught) and hangs up.
+//
+// The client here is written by hand on a TCP socket because a WebSocket
+// library hides exactly what is checked: which frames arrive, in what
+// order, after the close.
+func TestClosingHandshake(t *testing.T) {
+	e := newFaultEnv(t, servertest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var typists sync.WaitGroup
+	defer func() { cancel(); typists.Wait() }()
+	// Three delegations type continuously, so that ops and presence are
+	// being written to every follower when it closes.
+	for i, tok := range []string{e.kor, e.gbr, e.chair} {
+		c, _ := fltDial(t, e, e.doc, tok, nil)
+		typists.Add(1)
+		go func() {
+			defer typists.Done()
+			tick := time.NewTicker(25 * time.Millisecond)
+			defer tick.Stop()
+			for seq := uint64(1); ; seq++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				// Inserting at the start of version 0 is valid whatever
+				// was applied since.
+				_ = c.Send(fltOpMsg(0, ot.Op{}.Insert("x").Retain(len([]rune(fltText))), fmt.Sprintf("typist%d", i), seq))
+				for { // drain acks and broadcasts
+					if _, err := c.Next(time.Millisecond); err != nil {
+						break
+					}
+				}
+			}
+		}()
+	}
+
+	for i := range 40 {
+		rc := rawDial(t, e.s.Addr, servertest.WSPath(e.summit, e.doc)+"?stream=draft", e.kor)
+		if f := rc.next(t); f.opcode != opText {
+			t.Fatalf("round %d: first frame opcode %d; want the hello (text)", i, f.opcode)
+		}
+		payload := []byte(fmt.Sprintf("ping %d", i))
+		rc.send(t, opPing, payload)
+		for f := rc.next(t); f.opcode != opPong; f = rc.next(t) {
+			if f.opcode != opText {
+				t.Fatalf("round %d: opcode %d before the pong; want text frames", i, f.opcode)
+			}
+		}
+		// The pong's payload was checked by next; now close while frames
+		// keep coming.
+		rc.send(t, opClose, binary.BigEndian.AppendUint16(nil, 1000))
+		var closed *rawFrame
+		for {
+			f, err := rc.read()
+			if err != nil {
+				if closed == nil {
+					t.Fatalf("round %d: connection ended (%v) without a close frame", i, err)
+				}
+				break // the server hung up after its close: right
+			}
+			if closed != nil {
+				t.Fatalf("round %d: frame with opcode %d (%q) after the server's close frame", i, f.opcode, f.payload)
+			}
+			switch f.opcode {
+			case opText:
+			case opClose:
+				closed = &f
+			default:
+				t.Fatalf("round %d: unexpected opcode %d", i, f.opcode)
+			}
+		}
+		if len(closed.payload) < 2 || binary.BigEndian.Uint16(closed.payload) != 1000 {
+			t.Fatalf("round %d: close payload %q; want code 1000 echoed", i, closed.payload)
+		}
+		if rc.pongs[0] != string(payload) {
+			t.Fatalf("round %d: pong payload %q; want %q", i, rc.pongs[0], payload)
+		}
+	}
+}
+
+const (
+	opText  = 1
+	opClose = 8
+	opPing  = 9
+	opPong  = 10
+)
+
+type rawFrame struct {
+	opcode  byte
+	payload []byte
+}
+
+// rawConn is a minimal WebSocket client: a handshake and unfragmented
+// frames, nothing hidden.
+type rawConn struct {
+	nc    net.Conn
+	br    *bufio.Reader
+	pongs []string
+}
+
+func rawDial(t *testing.T, addr, path, token string) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, fltWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(fltWait))
+	key := make([]byte, 16)
+	_, _ = rand.Read(key)
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key) + "\r\n" +
+		"Authorization: Bearer " + token + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s", resp.Status)
+	}
+	return &rawConn{nc: nc, br: br}
+}
+
+// read returns the next frame; pongs are recorded as they pass.
+func (c *rawConn) read() (rawFrame, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(fltWait))
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		return rawFrame{}, err
+	}
+	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
+		return rawFrame{}, fmt.Errorf("header %x: want FIN set and no mask (server frames)", h)
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(c.br, b[:]); err != nil {
+			return rawFrame{}, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(c.br, b[:]); err != nil {
+			return rawFrame{}, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if n > 1<<20 {
+		return rawFrame{}, fmt.Errorf("frame of %d bytes", n)
+	}
+	f := rawFrame{opcode: h[0] & 0x0f, payload: make([]byte, n)}
+	if _, err := io.ReadFull(c.br, f.payload); err != nil {
+		return rawFrame{}, err
+	}
+	if f.opcode == opPong {
+		c.pongs = append(c.pongs, string(f.payload))
+	}
+	return f, nil
+}
+
+func (c *rawConn) next(t *testing.T) rawFrame {
+	t.Helper()
+	f, err := c.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// send writes one masked frame (clients must mask).
+func (c *rawConn) send(t *testing.T, opcode byte, payload []byte) {
+	t.Helper()
+	if len(payload) > 125 {
+		t.Fatal("rawConn sends small frames only")
+	}
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	b := []byte{0x80 | opcode, 0x80 | byte(len(payload))}
+	b = append(b, mask[:]...)
+	for i, p := range payload {
+		b = append(b, p^mask[i%4])
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
