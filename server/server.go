@@ -206,6 +206,7 @@ func (s *Server) shutdown(hs *http.Server, errc chan error) error {
 		s.unsubRevoke()
 	}
 	s.ws.CloseAll()
+	defer s.ws.Close()
 	if cerr := s.docs.Close(ctx); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -223,5 +224,6 @@ func (s *Server) Close(ctx context.Context) error {
 		s.unsubRevoke()
 	}
 	s.ws.CloseAll()
+	defer s.ws.Close()
 	return s.docs.Close(ctx)
 }

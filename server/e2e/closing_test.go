@@ -215,3 +215,63 @@ func (c *rawConn) send(t *testing.T, opcode byte, payload []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestProtocolViolations: frames that break RFC 6455 close the socket with
+// 1002 and a reason, change nothing, and leave other sockets working; a
+// close without a code is answered with a close without a code.
+func TestProtocolViolations(t *testing.T) {
+	e := newFaultEnv(t, faultOptions())
+	watch, _ := fltDial(t, e, e.doc, e.gbr, nil)
+	before := e.get(t, e.doc)
+	masked := func(b0 byte, payload []byte) []byte {
+		b := []byte{b0, 0x80 | byte(len(payload)), 0, 0, 0, 0} // a zero mask
+		return append(b, payload...)
+	}
+	op := []byte(`{"type":"op","version":0,"op":["x",10],"src":"pv","seq":1}`)
+	tests := []struct {
+		name  string
+		bytes []byte
+		code  int // 0: a close frame without a code
+	}{
+		{"an unmasked frame", append([]byte{0x81, byte(len(op))}, op...), 1002},
+		{"a reserved bit set", masked(0x80|0x40|opText, op), 1002},
+		{"an unknown opcode", masked(0x83, nil), 1002},
+		{"a continuation without a message", masked(0x80, op), 1002},
+		{"a fragmented ping", masked(opPing, []byte("p")), 1002},
+		{"a ping of 126 bytes", append([]byte{0x80 | opPing, 0x80 | 126, 0, 126, 0, 0, 0, 0}, make([]byte, 126)...), 1002},
+		{"a new message inside a fragmented one", append(masked(opText, op[:10]), masked(0x80|opText, op)...), 1002},
+		{"a close of one byte", masked(0x80|opClose, []byte{3}), 1002},
+		{"a close with code 1005", masked(0x80|opClose, []byte{0x03, 0xed}), 1002},
+		{"a close without a code", masked(0x80|opClose, nil), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := rawDial(t, e.s.Addr, servertest.WSPath(e.summit, e.doc)+"?stream=draft", e.kor)
+			if f := rc.next(t); f.opcode != opText {
+				t.Fatalf("first frame opcode %d; want the hello", f.opcode)
+			}
+			if _, err := rc.nc.Write(tc.bytes); err != nil {
+				t.Fatal(err)
+			}
+			var closed *rawFrame
+			for closed == nil {
+				f := rc.next(t)
+				if f.opcode == opClose {
+					closed = &f
+				}
+			}
+			switch {
+			case tc.code == 0 && len(closed.payload) != 0:
+				t.Errorf("close payload %q; want none", closed.payload)
+			case tc.code != 0 && (len(closed.payload) < 2 || int(binary.BigEndian.Uint16(closed.payload)) != tc.code):
+				t.Errorf("close payload %q; want code %d", closed.payload, tc.code)
+			}
+			if f, err := rc.read(); err == nil {
+				t.Errorf("frame with opcode %d after the close", f.opcode)
+			}
+			fltQuiet(t, watch)
+			fltUnchanged(t, e, e.doc, before)
+		})
+	}
+	fltStillLive(t, e, watch)
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -111,15 +112,19 @@ const (
 // that one of them owns the socket's writes, so they never overlap.
 type conn struct {
 	h       *Handler
-	ws      *websocket.Conn
-	nc      net.Conn        // ws's network connection: frames are written to it as they are
-	raw     syscall.RawConn // nc's descriptor, for non-blocking writes (nil: none)
+	nc      net.Conn        // the upgraded connection: frames are written to it as they are
+	raw     syscall.RawConn // nc's descriptor, for non-blocking writes and reads (nil: none)
+	pollID  uint64          // the connection's id in the Handler's poller (0: not polled)
 	who     auth.Principal
 	client  string
 	stream  store.Stream
 	session *doc.Session
 	limiter *rate.Limiter
 	tokenRL *rate.Limiter
+	rs      readState // the reader's (read.go)
+	// lastRead is when bytes last came from the client (Unix ns): a
+	// connection silent for PongWait is closed (pingTick).
+	lastRead atomic.Int64
 
 	mu      sync.Mutex
 	first   []*wire.Frame // hello and catch-up: written before anything queued
@@ -140,7 +145,10 @@ type conn struct {
 	peerClosed bool
 	finished   bool          // the writer closed the socket; nothing more is written
 	done       chan struct{} // closed when finished
+	reading    bool          // a reader goroutine is reading the socket (read.go)
+	ended      bool          // the end of the connection (conn.end) has begun
 	pinger     *time.Timer
+	nextPing   int64 // when the next ping is due (Unix ns)
 }
 
 // Send queues f without blocking (doc.Peer). It reports false when the
@@ -220,19 +228,64 @@ func (c *conn) start(sub doc.Subscription) {
 	first := make([]*wire.Frame, 0, 1+len(sub.CatchUp))
 	first = append(first, wire.NewFrame(sub.Hello))
 	first = append(first, sub.CatchUp...)
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
 	c.mu.Lock()
 	c.first, c.started = first, true
+	c.nextPing = now.Add(c.h.cfg.PingPeriod).UnixNano()
 	c.pinger = time.AfterFunc(c.h.cfg.PingPeriod, c.pingTick)
 	c.writing = true // this goroutine is the writer until the queue is empty
 	c.mu.Unlock()
 	c.writer()
 }
 
+// startReading hands the socket to the Handler's poller, or to a reader
+// goroutine of its own where there is no poller.
+func (c *conn) startReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		c.endLocked(websocket.CloseNormalClosure, "") // the hello could not be written
+		c.mu.Lock()
+		return
+	}
+	if p := c.h.poller(); p != nil && c.raw != nil {
+		if err := p.add(c); err == nil {
+			return
+		} else {
+			c.h.log.Warn("socket not polled; reading it with a goroutine", "client", c.client, "err", err)
+		}
+	}
+	c.pollID = 0
+	c.reading = true
+	go c.readBlocking()
+}
+
+// pingTick runs when a ping is due or the client's silence may have
+// reached PongWait, whichever comes first, and sets the timer again.
 func (c *conn) pingTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pingDue = true
-	c.wakeLocked()
+	if c.finished {
+		return
+	}
+	cfg := c.h.cfg
+	now := time.Now().UnixNano()
+	quietUntil := c.lastRead.Load() + int64(cfg.PongWait)
+	if now >= quietUntil {
+		if !c.kicked {
+			c.h.log.Debug("client silent for the pong wait; closing", "client", c.client)
+			c.kicked, c.code, c.reason = true, closeGoingAway, "no pong within the pong wait"
+			c.wakeLocked()
+		}
+		return
+	}
+	if now >= c.nextPing {
+		c.pingDue = true
+		c.nextPing = now + int64(cfg.PingPeriod)
+		c.wakeLocked()
+	}
+	c.pinger.Reset(time.Duration(min(c.nextPing, quietUntil) - now))
 }
 
 // writer writes what is queued, pings when due, and closes the socket once
@@ -272,11 +325,10 @@ func (c *conn) writer() {
 			err = c.writeFrames(deadline, first, batch)
 		}
 		if err == nil && pong != nil {
-			err = c.ws.WriteControl(websocket.PongMessage, pong, deadline)
+			err = c.writeControl(opPong, pong, deadline)
 		}
 		if err == nil && ping {
-			err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
-			c.pinger.Reset(cfg.PingPeriod)
+			err = c.writeControl(opPing, nil, deadline)
 		}
 		clear(batch)
 		c.mu.Lock()
@@ -301,12 +353,6 @@ func (c *conn) writer() {
 // the closing handshake).
 func (c *conn) close(code int, reason string, peerClosed bool) {
 	defer c.finish()
-	if code == websocket.CloseMessageTooBig {
-		// Gorilla has sent the 1009 close already (reader): nothing may
-		// follow it. (A frame the socket had only half taken cannot be
-		// completed either; that client broke the limit and is going.)
-		return
-	}
 	deadline := time.Now().Add(c.h.cfg.WriteWait)
 	c.mu.Lock()
 	rest := c.rest
@@ -324,7 +370,7 @@ func (c *conn) close(code int, reason string, peerClosed bool) {
 		if code != websocket.CloseNoStatusReceived {
 			msg = websocket.FormatCloseMessage(code, "")
 		}
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, deadline)
+		_ = c.writeControl(opClose, msg, deadline)
 		return
 	}
 	if code != closeTryAgain {
@@ -342,13 +388,25 @@ func (c *conn) close(code int, reason string, peerClosed bool) {
 		}
 	}
 	msg := websocket.FormatCloseMessage(code, truncate(reason, 120))
-	_ = c.ws.WriteControl(websocket.CloseMessage, msg, deadline)
+	_ = c.writeControl(opClose, msg, deadline)
 }
 
-// finish closes the socket (which ends the reader) and marks the writing
-// side done. Only the writer goroutine calls it, once.
+// writeControl writes one control frame (payload ≤ 125 bytes).
+func (c *conn) writeControl(op byte, payload []byte, deadline time.Time) error {
+	b := make([]byte, 0, 2+len(payload))
+	b = append(b, 0x80|op, byte(len(payload)))
+	b = append(b, payload...)
+	if err := c.nc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// finish closes the socket and marks the writing side done; a reader
+// blocked on the socket returns, and if none is reading, the end of the
+// connection begins here. Only the writer goroutine calls it, once.
 func (c *conn) finish() {
-	_ = c.ws.Close()
 	c.mu.Lock()
 	c.finished, c.writing = true, false
 	c.first, c.queue, c.spare, c.rest, c.pong = nil, nil, nil, nil, nil
@@ -356,7 +414,22 @@ func (c *conn) finish() {
 		c.pinger.Stop()
 	}
 	c.mu.Unlock()
+	if c.pollID != 0 {
+		c.h.poll.remove(c)
+	}
+	_ = c.nc.Close()
 	close(c.done)
+	c.mu.Lock()
+	if c.ended || c.reading {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
+	// Not on this goroutine, which may be a fan-out worker: end waits
+	// for the session (Unsubscribe), and the session may be waiting for
+	// the workers.
+	go c.end(websocket.CloseNormalClosure, "")
 }
 
 // writeFrames writes the frames of both lists, in order, in one system
@@ -528,89 +601,6 @@ func (c *conn) tryWrite(frames []*wire.Frame, iov []syscall.Iovec) (rest [][]byt
 // maxIovec is the most buffers one writev takes (Linux's IOV_MAX).
 const maxIovec = 1024
 
-// run is the connection's reader goroutine: it reads until the connection
-// ends, then unsubscribes, has the writer close the socket, and gives the
-// session back. The Handler owns it; CloseAll (or a kick) ends it.
-func (c *conn) run() {
-	code, reason := c.reader()
-	// Once Unsubscribe returns, the session has answered everything the
-	// reader submitted into the send queue; only then is the writer told to
-	// close, so those answers go out before the close frame.
-	c.session.Unsubscribe(c)
-	c.kickWith(code, reason)
-	<-c.done
-	c.h.track(c, false)
-	c.session.Release()
-	c.h.log.Debug("socket closed", "client", c.client)
-}
-
-// reader decodes client messages until the connection ends, and returns the
-// close code and reason the connection ends with.
-//
-// It is kept small on purpose: an idle connection's goroutine waits inside
-// it, and the runtime shrinks a waiting goroutine's stack to what the
-// waiting frames use. The work on a message is in handle, whose larger
-// frames exist only while a message is being processed.
-func (c *conn) reader() (int, string) {
-	cfg := c.h.cfg
-	// Gorilla refuses a message over the limit as soon as a frame header
-	// announces it, and answers with a 1009 close written from this
-	// goroutine; close sends nothing after it.
-	c.ws.SetReadLimit(cfg.MaxFrameBytes)
-	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-	c.ws.SetPongHandler(c.onPong)
-	c.ws.SetPingHandler(c.onPing)
-	c.ws.SetCloseHandler(c.onClose)
-	violations := 0
-	for {
-		mt, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return c.readFailed(err)
-		}
-		if code, reason, stop := c.handle(mt, data, &violations); stop {
-			return code, reason
-		}
-	}
-}
-
-func (c *conn) onPong(string) error {
-	return c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
-}
-
-// onPing and onClose replace gorilla's default handlers, which answer from
-// the reader goroutine with a write of their own. Data frames are written
-// by this connection's writers straight to the socket, outside gorilla's
-// write lock, so such an answer could land in the middle of a frame the
-// socket only half took, or — a close — before data frames still being
-// written. Here the reader only records what is due, and whoever owns the
-// socket's writes sends it, in order.
-func (c *conn) onPing(data string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pong = append([]byte{}, data...)
-	c.wakeLocked()
-	return nil
-}
-
-func (c *conn) onClose(code int, _ string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.peerClosed = true
-	if !c.kicked {
-		c.kicked, c.code, c.reason = true, code, ""
-		c.wakeLocked()
-	}
-	return nil
-}
-
-func (c *conn) readFailed(err error) (int, string) {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		c.h.log.Info("frame over the size limit; closed with 1009", "client", c.client)
-		return websocket.CloseMessageTooBig, "frame over the size limit"
-	}
-	return websocket.CloseNormalClosure, ""
-}
-
 // handle acts on one client message; stop ends the connection with code
 // and reason.
 //
@@ -625,7 +615,6 @@ func (c *conn) handle(mt int, data []byte, violations *int) (code int, reason st
 		// never applied.
 		return websocket.CloseNormalClosure, "", true
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	if mt != websocket.TextMessage {
 		c.reply(wire.Error(wire.CodeBadMessage, "binary frames are not part of the protocol; send JSON text frames", nil))
 		return 0, "", false
@@ -740,14 +729,17 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, who auth.Princip
 		MaxDocRunes:   h.maxDocRunes,
 		OpsPerSecond:  h.cfg.OpsPerSecond,
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	wsc, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has answered the client already.
 		s.Unsubscribe(c)
 		s.Release()
 		return
 	}
-	c.ws, c.nc = ws, ws.NetConn()
+	// From here on the socket is ours: frames are read (read.go) and
+	// written (writeFrames, writeControl) by this package, and gorilla's
+	// Conn, with its buffers, is left to the garbage collector.
+	c.nc = wsc.NetConn()
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -756,7 +748,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, who auth.Princip
 	h.track(c, true)
 	h.log.Debug("socket open", "client", c.client, "summit", s.Summit(), "doc", s.ID(), "stream", stream, "role", who.Role)
 	c.start(sub)
-	go c.run()
+	c.startReading()
 }
 
 // Handler serves WebSocket connections and keeps track of them, so that a
@@ -779,6 +771,34 @@ type Handler struct {
 	tokenRL map[string]*tokenLimit
 	onCount func(delta int)
 	fan     fanout
+
+	// poll waits for the idle sockets' bytes (read.go); made with the
+	// first socket, stopped by Close. nil: every socket has a reader
+	// goroutine.
+	pollOnce sync.Once
+	poll     *poller
+}
+
+// poller returns the Handler's poller, starting it with the first socket.
+func (h *Handler) poller() *poller {
+	h.pollOnce.Do(func() {
+		p, err := newPoller(h.log)
+		if err != nil {
+			h.log.Warn("no socket poller: every socket gets a reader goroutine", "err", err)
+			return
+		}
+		h.poll = p
+	})
+	return h.poll
+}
+
+// Close stops the poller, after CloseAll at shutdown: sockets not closed by
+// then are no longer read.
+func (h *Handler) Close() {
+	h.pollOnce.Do(func() {}) // no poller may start after this
+	if h.poll != nil {
+		h.poll.stop()
+	}
 }
 
 // fanout is the pool of workers that write what sessions flushed, one
