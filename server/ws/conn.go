@@ -746,6 +746,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, who auth.Princip
 		}
 	}
 	h.track(c, true)
+	h.trim.handshake()
 	h.log.Debug("socket open", "client", c.client, "summit", s.Summit(), "doc", s.ID(), "stream", stream, "role", who.Role)
 	c.start(sub)
 	c.startReading()
@@ -777,6 +778,7 @@ type Handler struct {
 	// goroutine.
 	pollOnce sync.Once
 	poll     *poller
+	trim     memTrim
 }
 
 // poller returns the Handler's poller, starting it with the first socket.
@@ -796,6 +798,7 @@ func (h *Handler) poller() *poller {
 // then are no longer read.
 func (h *Handler) Close() {
 	h.pollOnce.Do(func() {}) // no poller may start after this
+	h.trim.stop()
 	if h.poll != nil {
 		h.poll.stop()
 	}
