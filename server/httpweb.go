@@ -76,8 +76,8 @@ func sessionOf(p auth.Principal) sessionJSON {
 }
 
 // createSession answers POST /api/session {"token"}: a valid token becomes
-// the session cookie (HttpOnly, SameSite=Strict, Secure over TLS) and the
-// answer says who it is. The body must be JSON (a cross-site form cannot
+// the session cookie (HttpOnly, SameSite=Strict, Secure as secureCookies
+// says) and the answer says who it is. The body must be JSON (a cross-site form cannot
 // send that without the browser asking first), and a browser's Origin must
 // be this server's, so no other site can log a visitor into its session.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
@@ -116,17 +116,25 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) error {
 		Path:     "/",
 		MaxAge:   int(sessionMaxAge / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   s.secureCookies(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 	// A readable companion without the secret tells the page there is a
 	// session to ask /api/me about (the session cookie is HttpOnly).
 	http.SetCookie(w, &http.Cookie{
 		Name: signedInCookie, Value: "1", Path: "/", MaxAge: int(sessionMaxAge / time.Second),
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		Secure: s.secureCookies(r), SameSite: http.SameSiteStrictMode,
 	})
 	writeJSON(w, http.StatusOK, sessionOf(who))
 	return nil
+}
+
+// secureCookies: cookies are sent back over HTTPS only when the request
+// came over TLS, or always with Config.SecureCookies — for a server behind
+// a proxy that terminates TLS, which sees plain HTTP itself. (Forwarded
+// headers are not trusted for this: any client can send them.)
+func (s *Server) secureCookies(r *http.Request) bool {
+	return r.TLS != nil || s.cfg.SecureCookies
 }
 
 // signedInCookie holds no secret: it only spares a signed-out page a
@@ -138,11 +146,11 @@ const signedInCookie = "communique_signed_in"
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: auth.CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteStrictMode,
 	})
 	http.SetCookie(w, &http.Cookie{
 		Name: signedInCookie, Value: "", Path: "/", MaxAge: -1,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		Secure: s.secureCookies(r), SameSite: http.SameSiteStrictMode,
 	})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -92,6 +92,30 @@ func TestWebPages(t *testing.T) {
 	}
 }
 
+// TestSecureCookies: behind a proxy that terminates TLS the server sees
+// plain HTTP; with --secure-cookies both session cookies are Secure
+// anyway (without it they are not: TestSession).
+func TestSecureCookies(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{SecureCookies: true})
+	srv.Summit(t, "s1")
+	tok := srv.Token(t, "s1", "delegate", "KOR")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/session", strings.NewReader(`{"token":"`+tok+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(res.Cookies()) != 2 {
+		t.Fatalf("POST /api/session: status %d, cookies %v", res.StatusCode, res.Cookies())
+	}
+	for _, c := range res.Cookies() {
+		if !c.Secure {
+			t.Errorf("cookie %s is not Secure", c.Name)
+		}
+	}
+}
+
 func TestSession(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{})
 	srv.Summit(t, "s1")

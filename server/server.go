@@ -33,9 +33,12 @@ type Config struct {
 	// upgrade included) too slowly; default 10 s.
 	ReadHeaderTimeout time.Duration
 	Pprof             bool // expose /debug/pprof/ (admin token required)
-	Doc               doc.Config
-	WS                ws.Config
-	Log               *slog.Logger
+	// SecureCookies marks the session cookie Secure even on plain HTTP:
+	// for a server behind a proxy that terminates TLS.
+	SecureCookies bool
+	Doc           doc.Config
+	WS            ws.Config
+	Log           *slog.Logger
 	// Bus, when set, links this instance to others sharing the same store
 	// (Redis mode): ops, metadata, presence and token revocations travel
 	// on it. Instance names this one on the bus (random when empty).

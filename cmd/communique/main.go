@@ -97,6 +97,7 @@ type options struct {
 	allowedOrigins string
 	demo           bool
 	pprof          bool
+	secureCookies  bool
 	logLevel       string
 	maxDocRunes    int
 	maxFrameBytes  int64
@@ -115,6 +116,7 @@ func parseServe(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", env("COMMUNIQUE_ALLOWED_ORIGINS", ""), "comma-separated browser origins allowed besides the server's own (env COMMUNIQUE_ALLOWED_ORIGINS)")
 	fs.BoolVar(&o.demo, "demo", env("COMMUNIQUE_DEMO", "") == "1", "create the demo summit (Seoul 2013) and print fresh tokens for it (env COMMUNIQUE_DEMO=1)")
 	fs.BoolVar(&o.pprof, "pprof", env("COMMUNIQUE_PPROF", "") == "1", "serve /debug/pprof/ to the admin token (env COMMUNIQUE_PPROF=1)")
+	fs.BoolVar(&o.secureCookies, "secure-cookies", env("COMMUNIQUE_SECURE_COOKIES", "") == "1", "mark session cookies Secure even over plain HTTP, behind a proxy that terminates TLS (env COMMUNIQUE_SECURE_COOKIES=1)")
 	fs.StringVar(&o.logLevel, "log-level", env("COMMUNIQUE_LOG_LEVEL", "info"), "debug, info, warn or error (env COMMUNIQUE_LOG_LEVEL)")
 	fs.IntVar(&o.maxDocRunes, "max-doc-size", doc.DefaultConfig.MaxDocRunes, "largest document, in code points")
 	fs.Int64Var(&o.maxFrameBytes, "max-frame-bytes", ws.DefaultConfig.MaxFrameBytes, "largest WebSocket frame; bigger ones close the connection with 1009")
@@ -162,6 +164,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		AdminTokenHash: adminHash,
 		AllowedOrigins: splitList(o.allowedOrigins),
 		Pprof:          o.pprof,
+		SecureCookies:  o.secureCookies,
 		Doc:            doc.Config{MaxDocRunes: o.maxDocRunes},
 		WS:             ws.Config{MaxFrameBytes: o.maxFrameBytes, OpsPerSecond: o.opsPerSecond, OpsBurst: o.opsBurst},
 		Log:            log,

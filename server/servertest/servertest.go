@@ -45,6 +45,7 @@ type Options struct {
 	// the server's defaults. Tests set them small to stay fast.
 	MaxBodyBytes      int64
 	ReadHeaderTimeout time.Duration
+	SecureCookies     bool
 }
 
 // Endpoint is a server's address, with helpers to call it over HTTP and
@@ -110,6 +111,7 @@ func (s *Server) start(t testing.TB, addr string) {
 		Log:               s.opts.Log,
 		Bus:               s.opts.Bus,
 		Instance:          s.opts.Instance,
+		SecureCookies:     s.opts.SecureCookies,
 	}, st)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
