@@ -73,6 +73,9 @@ func (s *Session) Submit(ctx context.Context, e Edit) Result {
 
 // submit applies one submission in memory; flush commits it.
 func (s *Session) submit(sub *submission) {
+	if sub.peer != nil {
+		s.announcePeer(sub.peer) // before its op reaches the others
+	}
 	if st := s.stream(sub.Stream); sub.Base > st.version && s.reg.bus != nil {
 		// Made on ops of another instance that this one has not taken in
 		// yet (a lost or late bus message): commit what is in hand, then

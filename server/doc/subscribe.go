@@ -39,6 +39,12 @@ type unsubscribeReq struct {
 type peerState struct {
 	stream store.Stream
 	info   wire.Peer
+	// announced: a drafter is announced (presence join) when it first
+	// acts — a cursor report or an op — not when it connects, so that
+	// connections that only read the draft (a chair's review page, tools,
+	// a load generator's followers) cost the others nothing: announcing
+	// every connection made F followers cost F²/2 presence frames.
+	announced bool
 }
 
 // Subscribe registers peer on stream. With since set, the hello carries no
@@ -119,19 +125,16 @@ func (s *Session) subscribe(r *subscribeReq) subscribeRes {
 	st.subs[r.peer] = struct{}{}
 	r.info.Stream = string(r.stream)
 	s.peers[r.peer] = &peerState{stream: r.stream, info: r.info}
-	if r.stream == store.Draft {
-		s.broadcastPresence("join", r.peer, r.info)
-	}
 	return subscribeRes{sub: Subscription{Hello: h, CatchUp: catchUp}}
 }
 
-// presenceList lists the drafters (subscribers of the draft stream).
-// Followers of the approved stream are many and silent, so they are not
-// announced one by one.
+// presenceList lists the drafters: subscribers of the draft stream that
+// have acted (peerState.announced). Followers of the approved stream are
+// many and silent, so they are not announced one by one.
 func (s *Session) presenceList() []wire.Peer {
 	list := []wire.Peer{}
 	for _, ps := range s.peers {
-		if ps.stream == store.Draft {
+		if ps.announced {
 			list = append(list, ps.info)
 		}
 	}
@@ -148,8 +151,16 @@ func (s *Session) unsubscribe(p Peer, _ string) {
 	}
 	delete(s.peers, p)
 	delete(s.stream(ps.stream).subs, p)
-	if ps.stream == store.Draft {
+	if ps.announced {
 		s.broadcastPresence("leave", p, ps.info)
+	}
+}
+
+// announcePeer tells the others that a drafter is here, on its first act.
+func (s *Session) announcePeer(p Peer) {
+	if ps := s.peers[p]; ps != nil && !ps.announced && ps.stream == store.Draft {
+		ps.announced = true
+		s.broadcastPresence("join", p, ps.info)
 	}
 }
 
@@ -232,6 +243,10 @@ func (s *Session) presence(r *presenceReq) {
 		}
 	}
 	ps.info.Cursor = c
+	if !ps.announced {
+		s.announcePeer(r.peer) // the join carries the cursor
+		return
+	}
 	s.broadcastPresence("cursor", r.peer, ps.info)
 }
 

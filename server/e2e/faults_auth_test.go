@@ -431,6 +431,12 @@ func TestFaultRevokedToken(t *testing.T) {
 		id, secret := e.s.TokenWithID(t, e.summit, "delegate", "FRA")
 		c, h := fltDial(t, e, e.doc, secret, nil)
 		watch, _ := fltDial(t, e, e.doc, e.gbr, nil)
+		// A drafter is announced on its first act: a cursor, so that its
+		// leave below can be waited for.
+		if err := c.Send(map[string]any{"type": "presence", "version": h.Version, "cursor": map[string]int{"anchor": 0, "head": 0}}); err != nil {
+			t.Fatal(err)
+		}
+		fltAwaitPresence(t, watch, "join", h.Client)
 		before := e.get(t, e.doc)
 		e.s.MustDo(t, http.StatusNoContent, "DELETE", "/api/summits/"+e.summit+"/tokens/"+id, e.chair, nil)
 		// Sent after the revocation was answered: the write may or may not
@@ -442,7 +448,7 @@ func TestFaultRevokedToken(t *testing.T) {
 		}
 		// The session announces the leave after everything the socket
 		// submitted before it went, so an applied edit would come first.
-		fltAwaitLeave(t, watch, h.Client)
+		fltAwaitPresence(t, watch, "leave", h.Client)
 		fltUnchanged(t, e, e.doc, before)
 		if r := e.s.Do(t, "GET", "/api/summits/"+e.summit+"/docs", secret, nil); r.Status != 401 {
 			t.Errorf("round %d: request after revocation: %d; want 401", round, r.Status)
@@ -461,19 +467,19 @@ func TestFaultRevokedToken(t *testing.T) {
 	}
 }
 
-// fltAwaitLeave reads c until the presence "leave" of client, failing on
-// any other frame but presence on the way: whatever the departed socket
-// had submitted is broadcast before its leave.
-func fltAwaitLeave(t *testing.T, c *servertest.Conn, client string) {
+// fltAwaitPresence reads c until the presence event ("join", "leave") of
+// client, failing on any other frame but presence on the way: whatever a
+// departed socket had submitted is broadcast before its leave.
+func fltAwaitPresence(t *testing.T, c *servertest.Conn, event, client string) {
 	t.Helper()
 	deadline := time.Now().Add(fltWait)
 	for {
 		f, err := c.Next(time.Until(deadline))
 		if err != nil {
-			t.Fatalf("waiting for %s to leave: %v", client, err)
+			t.Fatalf("waiting for %s of %s: %v", event, client, err)
 		}
 		if f.Type != "presence" {
-			t.Fatalf("got %s before %s left; want nothing", f.Raw, client)
+			t.Fatalf("got %s before the %s of %s; want nothing else", f.Raw, event, client)
 		}
 		var p struct {
 			Peer struct{ Client string } `json:"peer"`
@@ -481,7 +487,7 @@ func fltAwaitLeave(t *testing.T, c *servertest.Conn, client string) {
 		if err := json.Unmarshal(f.Raw, &p); err != nil {
 			t.Fatal(err)
 		}
-		if f.Event == "leave" && p.Peer.Client == client {
+		if f.Event == event && p.Peer.Client == client {
 			return
 		}
 	}

@@ -343,16 +343,24 @@ func TestFaultSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sleeper.Close()
+	// The sleeper reads its hello, then announces itself with a cursor (a
+	// drafter is announced on its first act) and never reads again.
+	var sleeperHello struct{ Client string }
+	if err := sleeper.ReadJSON(&sleeperHello); err != nil {
+		t.Fatal(err)
+	}
+	sleeperID := sleeperHello.Client
+	if err := sleeper.WriteJSON(map[string]any{"type": "presence", "version": 0, "cursor": map[string]int{"anchor": 0, "head": 0}}); err != nil {
+		t.Fatal(err)
+	}
 
 	editor, hello := fltDial(t, e, e.doc, e.gbr, nil)
-	var sleeperID string
+	listed := false
 	for _, p := range fltPresence(t, hello) {
-		if p.Delegation == "KOR" {
-			sleeperID = p.Client
-		}
+		listed = listed || p.Client == sleeperID
 	}
-	if sleeperID == "" {
-		t.Fatalf("hello %s does not list the sleeper", hello.Raw)
+	if !listed {
+		fltAwaitPresence(t, editor, "join", sleeperID)
 	}
 	// Big inserts and deletes by turns fill the sleeper's socket buffers,
 	// then its queue. The editor waits for each ack: if the session waited
