@@ -344,6 +344,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, who auth.Pr
 	if err != nil {
 		return err
 	}
+	s.auth.Forget(id)
 	n := s.ws.KickToken(id)
 	if s.cfg.Bus != nil {
 		if err := s.cfg.Bus.Publish(r.Context(), revokeTopic, []byte(id)); err != nil {

@@ -88,7 +88,13 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: st, log: cfg.Log}
 	s.metrics = newMetrics()
-	s.auth = auth.New(st, cfg.AdminTokenHash)
+	var authOpts auth.Options
+	if cfg.Bus != nil {
+		// Redis mode: tokens are a network round trip away, and must
+		// resolve while Redis is briefly unreachable (auth.Options).
+		authOpts = auth.Options{CacheTTL: 30 * time.Second, StaleIfUnavailable: 10 * time.Minute}
+	}
+	s.auth = auth.New(st, cfg.AdminTokenHash, authOpts)
 	s.docs = doc.NewRegistry(st, cfg.Doc, cfg.Log, s.metrics.docHooks())
 	s.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "communique_open_documents",
@@ -105,7 +111,10 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	s.handler = s.routes()
 	if cfg.Bus != nil {
 		// A token revoked on any instance closes its sockets on all.
-		s.unsubRevoke = cfg.Bus.Subscribe(revokeTopic, func(msg []byte) { s.ws.KickToken(string(msg)) })
+		s.unsubRevoke = cfg.Bus.Subscribe(revokeTopic, func(msg []byte) {
+			s.auth.Forget(string(msg))
+			s.ws.KickToken(string(msg))
+		})
 	}
 	return s, nil
 }

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"communique/server/store"
 )
@@ -77,12 +79,111 @@ type TokenStore interface {
 type Authenticator struct {
 	tokens    TokenStore
 	adminHash []byte
+	opts      Options
+
+	mu    sync.Mutex
+	cache map[string]cached // by hash; nil without Options.CacheTTL
+	// forgotten: tokens revoked within the last CacheTTL, so that a lookup
+	// that raced the revocation cannot put one back.
+	forgotten map[string]time.Time
+}
+
+// Options tune an Authenticator.
+type Options struct {
+	// CacheTTL, when set, keeps resolved tokens in memory for this long,
+	// for a store that is remote (Redis): without it every request with a
+	// participant's token is a round trip, and while the store is
+	// unreachable only the admin can read. A revoked token must then be
+	// passed to Forget, on every instance (the server does, over the bus);
+	// if that notice is lost, the revocation reaches an instance after at
+	// most CacheTTL.
+	CacheTTL time.Duration
+	// StaleIfUnavailable is how long past CacheTTL an entry still answers
+	// while the store is unavailable (store.ErrUnavailable): reads go on
+	// through an outage for the participants already seen. A token cannot
+	// be revoked while the store is down, so only a revocation whose
+	// notice was lost just before the outage can be served late.
+	StaleIfUnavailable time.Duration
+	// MaxEntries bounds the cache (default 100,000; about 200 bytes each).
+	MaxEntries int
+}
+
+type cached struct {
+	p       Principal
+	fetched time.Time
 }
 
 // New returns an Authenticator for tokens in ts and the admin token whose
 // Hash is adminHash.
-func New(ts TokenStore, adminHash []byte) *Authenticator {
-	return &Authenticator{tokens: ts, adminHash: adminHash}
+func New(ts TokenStore, adminHash []byte, opts Options) *Authenticator {
+	a := &Authenticator{tokens: ts, adminHash: adminHash, opts: opts}
+	if opts.CacheTTL > 0 {
+		a.cache = make(map[string]cached)
+		a.forgotten = make(map[string]time.Time)
+		if a.opts.MaxEntries <= 0 {
+			a.opts.MaxEntries = 100_000
+		}
+	}
+	return a
+}
+
+// Forget drops a revoked token from the cache.
+func (a *Authenticator) Forget(tokenID string) {
+	if a.cache == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	for id, at := range a.forgotten {
+		if now.Sub(at) > a.opts.CacheTTL {
+			delete(a.forgotten, id)
+		}
+	}
+	a.forgotten[tokenID] = now
+	for h, c := range a.cache {
+		if c.p.TokenID == tokenID {
+			delete(a.cache, h)
+		}
+	}
+}
+
+// lookup returns the cached principal for h if it is fresh, or, with stale
+// set, if it is within StaleIfUnavailable past its freshness.
+func (a *Authenticator) lookup(h []byte, now time.Time, stale bool) (Principal, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.cache[string(h)]
+	if !ok {
+		return Principal{}, false
+	}
+	age := now.Sub(c.fetched)
+	if age < a.opts.CacheTTL || (stale && age < a.opts.CacheTTL+a.opts.StaleIfUnavailable) {
+		return c.p, true
+	}
+	return Principal{}, false
+}
+
+func (a *Authenticator) remember(h []byte, p Principal, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, gone := a.forgotten[p.TokenID]; gone {
+		return
+	}
+	if len(a.cache) >= a.opts.MaxEntries {
+		// Full: drop what is past any use, and if that frees nothing,
+		// everything (a flood of distinct valid tokens is not a case to
+		// be clever about).
+		for k, c := range a.cache {
+			if now.Sub(c.fetched) >= a.opts.CacheTTL+a.opts.StaleIfUnavailable {
+				delete(a.cache, k)
+			}
+		}
+		if len(a.cache) >= a.opts.MaxEntries {
+			clear(a.cache)
+		}
+	}
+	a.cache[string(h)] = cached{p: p, fetched: now}
 }
 
 // Hash is the stored form of a token secret.
@@ -142,6 +243,26 @@ func (a *Authenticator) Resolve(ctx context.Context, secret string) (Principal, 
 	if subtle.ConstantTimeCompare(h, a.adminHash) == 1 {
 		return Principal{TokenID: "admin", Role: store.RoleAdmin, Name: "admin"}, nil
 	}
+	if a.cache == nil {
+		return a.fetch(ctx, h)
+	}
+	now := time.Now()
+	if p, ok := a.lookup(h, now, false); ok {
+		return p, nil
+	}
+	p, err := a.fetch(ctx, h)
+	switch {
+	case err == nil:
+		a.remember(h, p, now)
+	case errors.Is(err, store.ErrUnavailable):
+		if p, ok := a.lookup(h, now, true); ok {
+			return p, nil
+		}
+	}
+	return p, err
+}
+
+func (a *Authenticator) fetch(ctx context.Context, h []byte) (Principal, error) {
 	t, err := a.tokens.TokenByHash(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnknownToken
