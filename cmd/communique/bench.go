@@ -18,7 +18,8 @@ import (
 // bench is `communique bench`: the load generator of server/loadtest. Without
 // --url it starts this same binary as `communique serve` in a child process
 // on a temporary data folder, so that the server's CPU and memory are read
-// from /proc apart from the load generator's.
+// from /proc apart from the load generator's; with --redis or
+// --redis-server it starts --instances of them sharing that Redis.
 func bench(args []string, stdout, stderr io.Writer) error {
 	var cfg loadtest.Config
 	var asJSON, verbose bool
@@ -37,11 +38,15 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Trace, "trace", "testdata/traces/automerge-paper.json.gz", "trace scenario: the editing trace to replay")
 	fs.IntVar(&cfg.Batch, "batch", 0, "trace scenario: patches per op message (default 100)")
 	fs.IntVar(&cfg.ConnectParallel, "connect-parallel", 0, "handshakes in flight at once (default 256; connect-storm: all)")
-	fs.StringVar(&cfg.URL, "url", "", "a server on this machine (http://127.0.0.1:PORT) instead of a child process")
+	fs.StringVar(&cfg.URL, "url", "", "a server on this machine (http://127.0.0.1:PORT) instead of a child process; several, comma-separated, share the clients round-robin")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis mode: children run serve --redis on this Redis (redis://127.0.0.1:PORT[/DB]; loopback only; the run's summit stays there, nothing else is touched)")
+	fs.StringVar(&cfg.RedisServer, "redis-server", "", `Redis mode on a redis-server the run starts on a free port in a temporary folder and kills at the end: its path, or "auto" (from the PATH)`)
+	fs.StringVar(&cfg.RedisFsync, "redis-fsync", "", "with --redis-server: appendfsync always (default; as durable as the embedded store), everysec, no, or off (no AOF)")
+	fs.IntVar(&cfg.Instances, "instances", 0, "child servers (default 1; 2 in Redis mode), clients spread over them round-robin")
 	fs.StringVar(&cfg.Token, "token", "", "with --url: the admin token, or a chair's token with --summit")
 	fs.StringVar(&cfg.Summit, "summit", "", "with --url: an existing summit to use instead of creating one")
 	fs.StringVar(&cfg.Doc, "doc", "", "with --url: an existing document to edit instead of creating one")
-	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the server with --pprof and save its heap profile after connecting and a CPU profile of the window")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the servers with --pprof and save each one's heap profile after connecting and a CPU profile of the window")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", ".", "where --pprof writes its profiles")
 	fs.StringVar(&selfProfile, "self-profile", "", "write a CPU profile of the load generator itself to this file")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON (progress still goes to stderr)")
@@ -70,7 +75,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Ctrl-C ends the run early; the report still covers what was measured
-	// and the child server is stopped either way.
+	// and the child servers (and a redis-server of the run's own) are
+	// stopped either way.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if selfProfile != "" {

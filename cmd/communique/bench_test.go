@@ -63,4 +63,31 @@ func TestBenchRefusesRemoteTargets(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut.String(), "loopback") {
 		t.Errorf("exit %d, stderr %q; want a refusal naming loopback", code, errOut.String())
 	}
+	// Nor at someone else's Redis, and a Redis password never shows.
+	errOut.Reset()
+	code = run([]string{"bench", "--redis", "redis://:s3cret@10.1.2.3:6379/0"}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "loopback") || strings.Contains(errOut.String(), "s3cret") {
+		t.Errorf("exit %d, stderr %q; want a refusal naming loopback, without the password", code, errOut.String())
+	}
+}
+
+// TestBenchRedisFlags checks the Redis-mode flags that need no Redis to be
+// refused.
+func TestBenchRedisFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--instances", "2"}, "shared store"},
+		{[]string{"--redis", "redis://127.0.0.1:6379", "--redis-server", "auto"}, "not both"},
+		{[]string{"--redis", "redis://127.0.0.1:6379", "--redis-fsync", "always"}, "--redis-server"},
+		{[]string{"--redis-server", "auto", "--redis-fsync", "sometimes"}, "everysec"},
+		{[]string{"--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--token", "x", "--instances", "2"}, "--url"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"bench"}, tc.args...), &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("bench %v: exit %d, stderr %q; want a refusal naming %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package changes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -65,7 +66,7 @@ func spansOf(text string, a Authorship) string {
 	runes := []rune(text)
 	var parts []string
 	pos := 0
-	for _, s := range a.Spans {
+	for _, s := range a.Spans() {
 		parts = append(parts, s.Author+":"+string(runes[pos:pos+s.Len]))
 		pos += s.Len
 	}
@@ -151,8 +152,8 @@ func TestAuthorshipApply(t *testing.T) {
 			if got, want := a.Len(), len([]rune(text)); got != want {
 				t.Errorf("Len() = %d; want %d", got, want)
 			}
-			if !reflect.DeepEqual(a.Marks, tc.wantMarks) {
-				t.Errorf("marks = %+v; want %+v", a.Marks, tc.wantMarks)
+			if !reflect.DeepEqual(a.Marks(), tc.wantMarks) {
+				t.Errorf("marks = %+v; want %+v", a.Marks(), tc.wantMarks)
 			}
 		})
 	}
@@ -171,8 +172,8 @@ func TestAuthorshipApplyRefusesMisfit(t *testing.T) {
 
 func TestAuthorshipMarksMoveWithOps(t *testing.T) {
 	text, a := run(t, "one two three four", []step{{"HUN", " three", ""}}) // mark at 7
-	if want := []Mark{{Pos: 7, Author: "HUN", Text: " three"}}; !reflect.DeepEqual(a.Marks, want) {
-		t.Fatalf("marks = %+v; want %+v", a.Marks, want)
+	if want := []Mark{{Pos: 7, Author: "HUN", Text: " three"}}; !reflect.DeepEqual(a.Marks(), want) {
+		t.Fatalf("marks = %+v; want %+v", a.Marks(), want)
 	}
 	for _, tc := range []struct {
 		name    string
@@ -198,15 +199,15 @@ func TestAuthorshipMarksMoveWithOps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			i := slices.IndexFunc(got.Marks, func(m Mark) bool { return m.Author == "HUN" })
+			i := slices.IndexFunc(got.Marks(), func(m Mark) bool { return m.Author == "HUN" })
 			if i < 0 {
-				t.Fatalf("HUN's mark is gone: %+v", got.Marks)
+				t.Fatalf("HUN's mark is gone: %+v", got.Marks())
 			}
-			if got.Marks[i].Pos != tc.wantPos {
-				t.Errorf("HUN's mark at %d; want %d", got.Marks[i].Pos, tc.wantPos)
+			if got.Marks()[i].Pos != tc.wantPos {
+				t.Errorf("HUN's mark at %d; want %d", got.Marks()[i].Pos, tc.wantPos)
 			}
-			if len(got.Marks) != 1+len(b.Marks) {
-				t.Errorf("marks = %+v; want HUN's and the new op's %+v", got.Marks, b.Marks)
+			if len(got.Marks()) != 1+len(b.Marks()) {
+				t.Errorf("marks = %+v; want HUN's and the new op's %+v", got.Marks(), b.Marks())
 			}
 		})
 	}
@@ -229,14 +230,14 @@ func TestAuthorshipPrune(t *testing.T) {
 		t.Fatalf("changes = %+v; want one deleting %q", cs, " delta")
 	}
 	p := a.Prune(cs)
-	if want := []Mark{{Pos: 16, Author: "KOR", Text: " delta"}}; !reflect.DeepEqual(p.Marks, want) {
-		t.Errorf("pruned marks = %+v; want %+v", p.Marks, want)
+	if want := []Mark{{Pos: 16, Author: "KOR", Text: " delta"}}; !reflect.DeepEqual(p.Marks(), want) {
+		t.Errorf("pruned marks = %+v; want %+v", p.Marks(), want)
 	}
-	if !reflect.DeepEqual(p.Spans, a.Spans) {
-		t.Errorf("Prune changed the spans: %+v; want %+v", p.Spans, a.Spans)
+	if !reflect.DeepEqual(p.Spans(), a.Spans()) {
+		t.Errorf("Prune changed the spans: %+v; want %+v", p.Spans(), a.Spans())
 	}
-	if got := a.Prune(nil); got.Marks != nil {
-		t.Errorf("Prune(nil) kept %+v; want no marks", got.Marks)
+	if got := a.Prune(nil); got.Marks() != nil {
+		t.Errorf("Prune(nil) kept %+v; want no marks", got.Marks())
 	}
 }
 
@@ -247,8 +248,8 @@ func TestAuthorshipEncodeDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, a) {
-		t.Errorf("Decode(Encode(a)) = %+v; want %+v", got, a)
+	if !reflect.DeepEqual(got.Spans(), a.Spans()) || !reflect.DeepEqual(got.Marks(), a.Marks()) {
+		t.Errorf("Decode(Encode(a)) = %+v, %+v; want %+v, %+v", got.Spans(), got.Marks(), a.Spans(), a.Marks())
 	}
 	if _, err := Decode(a.Encode(), n+1); err == nil {
 		t.Errorf("Decode with the wrong length: no error; want one")
@@ -256,10 +257,26 @@ func TestAuthorshipEncodeDecode(t *testing.T) {
 	if _, err := Decode([]byte(`{"spans":[`), n); err == nil {
 		t.Errorf("Decode of truncated JSON: no error; want one")
 	}
-	if got, err := Decode(nil, 7); err != nil || !reflect.DeepEqual(got, New(7)) {
+	if got, err := Decode(nil, 7); err != nil || !reflect.DeepEqual(got.Spans(), []Span{{Len: 7}}) || got.Marks() != nil {
 		t.Errorf("Decode(nil, 7) = %+v, %v; want New(7)", got, err)
 	}
-	if got := New(0); got.Len() != 0 || got.Spans != nil {
+	// Stored by the first version (a flat slice each, copied per op): the
+	// same JSON, read as it always was.
+	old := []byte(`{"spans":[{"n":3},{"n":2,"a":"KOR"},{"n":1}],"marks":[{"p":1,"a":"HUN","t":"x"},{"p":5,"a":"GBR","t":"\u003cb\u003e"}]}`)
+	got, err = Decode(old, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Span{{Len: 3}, {Len: 2, Author: "KOR"}, {Len: 1}}; !reflect.DeepEqual(got.Spans(), want) {
+		t.Errorf("old spans = %+v; want %+v", got.Spans(), want)
+	}
+	if want := []Mark{{Pos: 1, Author: "HUN", Text: "x"}, {Pos: 5, Author: "GBR", Text: "<b>"}}; !reflect.DeepEqual(got.Marks(), want) {
+		t.Errorf("old marks = %+v; want %+v", got.Marks(), want)
+	}
+	if !bytes.Equal(got.Encode(), old) {
+		t.Errorf("re-encoded %s; want %s", got.Encode(), old)
+	}
+	if got := New(0); got.Len() != 0 || got.Spans() != nil {
 		t.Errorf("New(0) = %+v; want empty", got)
 	}
 }

@@ -55,6 +55,18 @@ func Compute(approved, draft string, auth Authorship) []Change {
 	return out
 }
 
+// Hunks lists the pending changes between approved and draft as Compute
+// does, with their places and wording only: no ids, no authors. It is what
+// Prune needs.
+func Hunks(approved, draft string) []Change {
+	hunks := ot.Diff(approved, draft)
+	out := make([]Change, len(hunks))
+	for i, h := range hunks {
+		out[i] = Change{Old: h.Old, New: h.New, ApprovedStart: h.AStart, ApprovedEnd: h.AEnd, DraftStart: h.BStart, DraftEnd: h.BEnd}
+	}
+	return out
+}
+
 // ID names the k-th hunk (from 0) that replaces old with new.
 func ID(old, new string, k int) string {
 	h := sha256.New()

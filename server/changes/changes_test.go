@@ -246,7 +246,7 @@ func applyModel(m []string, op ot.Op, who string) []string {
 
 func expand(a Authorship) []string {
 	out := []string{}
-	for _, s := range a.Spans {
+	for _, s := range a.Spans() {
 		for range s.Len {
 			out = append(out, s.Author)
 		}

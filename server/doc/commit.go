@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"communique/server/changes"
 	"communique/server/store"
 )
 
@@ -65,7 +66,12 @@ func (s *Session) streamIndex(name store.Stream) int {
 // failure st is as it was before the batch.
 func (s *Session) commitStream(st *stream, batch []*submission) error {
 	for attempt := 0; ; attempt++ {
-		err := s.appendStream(st)
+		// A retry carries no snapshot, even if one is due: building it can
+		// take tens of ms (the authorship prune), time enough for another
+		// instance to commit again, so with a snapshot every retry lost
+		// its race (8 in a row, then the edits were refused). A later
+		// batch stores it.
+		err := s.appendStream(st, attempt == 0)
 		if err == nil {
 			if st.key.Stream == store.Draft {
 				for _, sub := range batch {
@@ -106,15 +112,17 @@ func (s *Session) commitStream(st *stream, batch []*submission) error {
 	}
 }
 
-// appendStream writes st's ops since its rollback point in one append.
-func (s *Session) appendStream(st *stream) error {
+// appendStream writes st's ops since its rollback point in one append,
+// with a snapshot if one is due and withSnapshot allows it.
+func (s *Session) appendStream(st *stream, withSnapshot bool) error {
 	recs := make([]store.OpRecord, 0, len(st.log)-st.rb.logLen)
 	for _, e := range st.log[st.rb.logLen:] {
 		recs = append(recs, e.rec)
 	}
 	a := store.Append{Key: st.key, Records: recs}
-	if st.version-st.snapshot >= s.reg.cfg.SnapshotEvery {
-		a.Snapshot = s.snapshotOf(st)
+	var auth changes.Authorship // the draft's, to take if the snapshot is stored
+	if withSnapshot {
+		a.Snapshot, auth = s.snapshotFor(st)
 	}
 	start := time.Now()
 	err := s.reg.store.Append(s.reg.ctx, a)
@@ -124,11 +132,10 @@ func (s *Session) appendStream(st *stream) error {
 	if err != nil {
 		return err
 	}
-	if a.Snapshot != nil {
-		st.snapshot = a.Snapshot.Version
-	}
+	s.stored(st, a.Snapshot, auth)
 	st.rb = rollback{}
 	s.announce(st.key.Stream, recs)
+	s.startPrune(st)
 	return nil
 }
 

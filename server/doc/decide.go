@@ -20,31 +20,38 @@ var (
 	ErrStale       = errors.New("the document changed since the versions given")
 )
 
-// snapshotOf builds the snapshot of st at its current version. For the
-// draft it first drops deletion marks that no pending change covers, and
-// stores the authorship with the text, so a restart replays from exactly
-// this state.
+// snapshotOf builds the snapshot of st at its current version, with the
+// draft's authorship as it is, so a restart replays from exactly this
+// state. (The draft's periodic snapshots are pruned first, off the session
+// goroutine: see prune.go.)
 func (s *Session) snapshotOf(st *stream) *store.Snapshot {
 	snap := &store.Snapshot{Version: st.version, Text: st.textString()}
 	if st.tracked {
-		list := changes.Compute(s.streams[1].textString(), snap.Text, st.auth)
-		st.auth = st.auth.Prune(list)
 		snap.Extra = st.auth.Encode()
 	}
 	return snap
 }
 
-// snapshotDraft stores a snapshot of the draft at its head (after a
-// decision), so the pruned authorship survives a restart. A failure only
-// costs attribution precision, never text, so it is logged, not returned.
+// snapshotDraft stores a snapshot of the draft at its head after a
+// decision, with the deletion marks that no pending change covers any more
+// dropped (a rejected change's marks, typically), and takes that pruned
+// authorship once it is stored, so memory and store agree. Decisions are
+// rare and the chair waits for this one, so the diff runs here. A failure
+// only costs attribution precision, never text, so it is logged, not
+// returned.
 func (s *Session) snapshotDraft() {
 	st := s.streams[0]
-	snap := s.snapshotOf(st)
+	auth := st.auth.Prune(changes.Hunks(s.streams[1].textString(), st.textString()))
+	snap := &store.Snapshot{Version: st.version, Text: st.textString(), Extra: auth.Encode()}
 	if err := s.reg.store.Append(s.reg.ctx, store.Append{Key: st.key, Snapshot: snap}); err != nil {
 		s.reg.log.Warn("draft snapshot after a decision failed", "summit", s.summit, "doc", s.doc, "err", err)
 		return
 	}
-	st.snapshot = snap.Version
+	st.auth, st.snapshot = auth, snap.Version
+	// A background prune of an older version would undo this one.
+	st.prune.gen++
+	st.prune.done = nil
+	s.authRev++
 	s.publish()
 }
 
@@ -56,6 +63,7 @@ type changeCache struct {
 	mu        sync.Mutex
 	draftV    uint64
 	approvedV uint64
+	authRev   uint64 // a pruned authorship at the same versions names fewer authors
 	list      []changes.Change
 	valid     bool
 }
@@ -78,7 +86,7 @@ func (s *Session) Changes() Pending {
 func (s *Session) changesOf(v *View) Pending {
 	c := &s.cache
 	c.mu.Lock()
-	if c.valid && c.draftV == v.DraftVersion && c.approvedV == v.ApprovedVersion {
+	if c.valid && c.draftV == v.DraftVersion && c.approvedV == v.ApprovedVersion && c.authRev == v.authRev {
 		list := c.list
 		c.mu.Unlock()
 		return Pending{v.DraftVersion, v.ApprovedVersion, list}
@@ -86,7 +94,7 @@ func (s *Session) changesOf(v *View) Pending {
 	c.mu.Unlock()
 	list := changes.Compute(v.Approved.String(), v.Draft.String(), v.Auth)
 	c.mu.Lock()
-	c.draftV, c.approvedV, c.list, c.valid = v.DraftVersion, v.ApprovedVersion, list, true
+	c.draftV, c.approvedV, c.authRev, c.list, c.valid = v.DraftVersion, v.ApprovedVersion, v.authRev, list, true
 	c.mu.Unlock()
 	return Pending{v.DraftVersion, v.ApprovedVersion, list}
 }

@@ -54,6 +54,8 @@ type View struct {
 	ApprovedVersion uint64
 	Auth            changes.Authorship // of the draft at DraftVersion
 	Meta            store.Doc
+
+	authRev uint64 // Session.authRev: Auth was pruned without a new version
 }
 
 // Session is one open document.
@@ -76,6 +78,10 @@ type Session struct {
 
 	behind   atomic.Bool // other instances may have written what we lack
 	unsubBus func()
+
+	// authRev counts the times the draft's authorship was pruned in place
+	// (same version, fewer marks), so cached changes are not reused.
+	authRev uint64
 
 	// Owned by the run goroutine (and by load, before run starts).
 	meta      store.Doc
@@ -148,6 +154,7 @@ func (s *Session) publish() {
 		ApprovedVersion: a.version,
 		Auth:            d.auth,
 		Meta:            s.meta,
+		authRev:         s.authRev,
 	})
 }
 
@@ -292,6 +299,9 @@ func (s *Session) handle(req request) {
 	switch r := req.(type) {
 	case *submission:
 		s.submit(r)
+	case *pruneResult:
+		// Kept for the next append: no need to commit the batch first.
+		s.onPruned(r)
 	default:
 		s.flush()
 		switch r := req.(type) {

@@ -70,8 +70,9 @@ func benchStore(b *testing.B, fsync bool, text string) *bolt.Store {
 // to the sender and the broadcast of one shared frame to N subscribers. The
 // loop waits for each ack, so ns/op is the path's latency on an idle
 // machine. fsync=off isolates the CPU cost; fsync=on adds the disk. Every
-// 1,000th op also stores a snapshot, whose authorship is pruned against the
-// pending changes (a diff of the approved text and the draft).
+// 1,000th op or so also stores a snapshot, whose authorship is pruned
+// against the pending changes (a diff of the approved text and the draft,
+// made beside the session: prune.go).
 func BenchmarkSessionSubmit(b *testing.B) {
 	for _, bc := range []struct {
 		subs  int
@@ -292,9 +293,25 @@ func BenchmarkReopen(b *testing.B) {
 // ten writers, each with one op in flight (it sends the next when the ack
 // of the last arrives), every op fsynced. Batching is what lifts it above
 // one op per fsync: the ops that arrive during a commit share the next.
+//
+// edits=typing has every writer type at the start of the text; edits=mixed
+// makes the load generator's edits (loadtest.randomEdit: inserts of one to
+// eight pieces of mixed scripts, deletes of one to five code points, at
+// random places of a text kept near 2,000 code points) by ten delegations,
+// so deletion marks pile up as in `communique bench --scenario throughput`,
+// and the draft is snapshotted (and pruned) every 1,000 ops.
 func BenchmarkSessionThroughput(b *testing.B) {
+	b.Run("edits=typing", func(b *testing.B) {
+		text := strings.Repeat("Participants welcomed the 서울 framework 🌐. ", 50)
+		benchThroughput(b, text, func(_ *rand.Rand, n int) ot.Op { return ot.Op{}.Insert("x").Retain(n) })
+	})
+	b.Run("edits=mixed", func(b *testing.B) {
+		benchThroughput(b, benchFiller(2000), func(rng *rand.Rand, n int) ot.Op { return benchEdit(rng, n, 2000) })
+	})
+}
+
+func benchThroughput(b *testing.B, text string, edit func(rng *rand.Rand, n int) ot.Op) {
 	const writers = 10
-	text := strings.Repeat("Participants welcomed the 서울 framework 🌐. ", 50)
 	st := benchStore(b, true, text)
 	r := doc.NewRegistry(st, doc.Config{}, slog.New(slog.DiscardHandler), doc.Hooks{})
 	b.Cleanup(func() { r.Close(context.Background()) })
@@ -312,13 +329,15 @@ func BenchmarkSessionThroughput(b *testing.B) {
 		go func() {
 			me := &ackPeer{frames: make(chan *wire.Frame, 16)}
 			src := fmt.Sprint("w", w)
+			author := fmt.Sprint("D", w)
+			rng := rand.New(rand.NewPCG(uint64(w), 5))
 			for seq := uint64(1); next.Add(1) <= int64(b.N); seq++ {
-				// Each writer types at the start of the text on the newest
-				// version it knows of; the session transforms it over what
-				// the others committed meanwhile.
+				// Each writer edits the newest version it knows of; the
+				// session transforms it over what the others committed
+				// meanwhile.
 				v := s.View()
-				op := ot.Op{}.Insert("x").Retain(v.Draft.Len())
-				if err := s.SubmitAsync(ctx, me, doc.Edit{Stream: store.Draft, Base: v.DraftVersion, Op: op, Author: "KOR", Src: src, Seq: seq}); err != nil {
+				op := edit(rng, v.Draft.Len())
+				if err := s.SubmitAsync(ctx, me, doc.Edit{Stream: store.Draft, Base: v.DraftVersion, Op: op, Author: author, Src: src, Seq: seq}); err != nil {
 					errc <- err
 					return
 				}
@@ -337,4 +356,41 @@ func BenchmarkSessionThroughput(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(float64(s.View().Auth.MarkCount()), "marks")
+}
+
+// benchPieces, benchFiller and benchEdit are the load generator's text and
+// edits (server/loadtest: filler, initialText, randomEdit).
+var benchPieces = []string{"a", "e", "n", "s", " ", " ", "서", "울", "首", "尔", "م", "ر", "🌐", "👨\u200d👩\u200d👧", "e\u0301", "\r\n", "—", "é"}
+
+func benchFiller(size int) string {
+	var b strings.Builder
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < size; {
+		p := benchPieces[rng.IntN(len(benchPieces))]
+		b.WriteString(p)
+		n += len([]rune(p))
+	}
+	return b.String()
+}
+
+func benchEdit(rng *rand.Rand, n, size int) ot.Op {
+	pDelete := 0.3
+	switch {
+	case n > size:
+		pDelete = 0.7
+	case n < size/2:
+		pDelete = 0.1
+	}
+	if n > 0 && rng.Float64() < pDelete {
+		pos := rng.IntN(n)
+		k := min(1+rng.IntN(5), n-pos)
+		return ot.Op{}.Retain(pos).Delete(k).Retain(n - pos - k)
+	}
+	var b strings.Builder
+	for range 1 + rng.IntN(8) {
+		b.WriteString(benchPieces[rng.IntN(len(benchPieces))])
+	}
+	pos := rng.IntN(n + 1)
+	return ot.Op{}.Retain(pos).Insert(b.String()).Retain(n - pos)
 }

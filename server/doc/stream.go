@@ -26,6 +26,7 @@ type stream struct {
 	// auth is who wrote what, for the draft only (tracked flags it).
 	auth    changes.Authorship
 	tracked bool
+	prune   pruneState
 
 	// strCache is text.String() at strVersion: hellos for many followers of
 	// an unchanged document share one string.

@@ -38,25 +38,66 @@ type Child struct {
 
 var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
+// ChildOptions say how to start a server child.
+type ChildOptions struct {
+	Bin string // the communique binary, run as `Bin serve …`
+	// AdminToken is the token every instance accepts ("" makes a random
+	// one): instances sharing a Redis must all accept the same one.
+	AdminToken string
+	// Redis, when set, is the redis:// URL of the shared store (`serve
+	// --redis`); otherwise the child uses the embedded store in its data
+	// folder.
+	Redis string
+	Extra []string // appended to the command line
+}
+
+// NewAdminToken returns a random admin token for children.
+func NewAdminToken() (string, error) {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return "bench-" + hex.EncodeToString(secret), nil
+}
+
 // StartChild runs `bin serve` on a fresh data folder under the system's
-// temporary folder, on a free loopback port, with a random admin token and
-// with the per-connection op rate limit lifted (the throughput and trace
-// scenarios send far more than a person types). extra is appended to the
-// command line. It returns once the server answers /healthz.
-func StartChild(ctx context.Context, bin string, extra []string, log *slog.Logger) (*Child, error) {
+// temporary folder (unused with Redis, but each child has its own so none
+// can write into another's or the current folder), on a free loopback
+// port, with the per-connection op rate limit lifted (the throughput and
+// trace scenarios send far more than a person types). It returns once the
+// server answers /healthz. The child is killed if this process dies
+// without stopping it.
+func StartChild(ctx context.Context, opts ChildOptions, log *slog.Logger) (*Child, error) {
+	if opts.AdminToken == "" {
+		tok, err := NewAdminToken()
+		if err != nil {
+			return nil, err
+		}
+		opts.AdminToken = tok
+	}
 	dir, err := os.MkdirTemp("", "communique-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
-	secret := make([]byte, 16)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
+	c := &Child{AdminToken: opts.AdminToken, Dir: dir, exited: make(chan struct{})}
+	args := []string{"serve", "--data", dir, "--addr", "127.0.0.1:0", "--admin-token", c.AdminToken,
+		"--ops-per-second", "1000000", "--ops-burst", "1000000"}
+	if opts.Redis != "" {
+		args = append(args, "--redis", opts.Redis)
 	}
-	c := &Child{AdminToken: "bench-" + hex.EncodeToString(secret), Dir: dir, exited: make(chan struct{})}
-	args := append([]string{"serve", "--data", dir, "--addr", "127.0.0.1:0", "--admin-token", c.AdminToken,
-		"--ops-per-second", "1000000", "--ops-burst", "1000000"}, extra...)
-	c.cmd = exec.Command(bin, args...)
+	args = append(args, opts.Extra...)
+	c.cmd = exec.Command(opts.Bin, args...)
 	c.cmd.Stdout = io.Discard
+	// serve reads its defaults from COMMUNIQUE_* variables; the command
+	// line above overrides most, but a COMMUNIQUE_REDIS in our environment
+	// would put an embedded-store run on someone's Redis, and
+	// COMMUNIQUE_DEMO would seed a summit into it.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "COMMUNIQUE_REDIS=") && !strings.HasPrefix(kv, "COMMUNIQUE_DEMO=") {
+			c.cmd.Env = append(c.cmd.Env, kv)
+		}
+	}
+	setDeathSignal(c.cmd)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -64,7 +105,7 @@ func StartChild(ctx context.Context, bin string, extra []string, log *slog.Logge
 	}
 	if err := c.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start %s: %w", opts.Bin, err)
 	}
 	c.Pid = c.cmd.Process.Pid
 	addrc := make(chan string, 1)

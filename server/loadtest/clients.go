@@ -95,6 +95,7 @@ func (l *sendLog) get(seq uint64) (int64, bool) {
 type follower struct {
 	r      *runner
 	d      *docRun
+	t      *Target // the instance it reads from
 	token  string
 	stream string
 
@@ -105,7 +106,7 @@ type follower struct {
 
 func (f *follower) connect(ctx context.Context, since *uint64) error {
 	start := time.Now()
-	c, hello, err := dial(ctx, f.r.target.wsURL(f.r.summit, f.d.id, f.stream, since), f.token)
+	c, hello, err := dial(ctx, f.t.wsURL(f.r.summit, f.d.id, f.stream, since), f.token)
 	if err != nil {
 		return err
 	}
@@ -191,6 +192,7 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 type writer struct {
 	r     *runner
 	d     *docRun
+	t     *Target // the instance it edits through
 	idx   int
 	token string
 	log   sendLog
@@ -209,7 +211,7 @@ type writer struct {
 
 func (w *writer) connect(ctx context.Context, since *uint64) error {
 	start := time.Now()
-	c, hello, err := dial(ctx, w.r.target.wsURL(w.r.summit, w.d.id, "draft", since), w.token)
+	c, hello, err := dial(ctx, w.t.wsURL(w.r.summit, w.d.id, "draft", since), w.token)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"communique/ot"
 	"communique/server/loadtest"
 	"communique/server/servertest"
+	"communique/server/store/redis/redistest"
 	"communique/server/ws"
 )
 
@@ -144,5 +146,75 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRedisMode runs `communique bench`'s Redis mode as a short summit: two
+// child servers (the real binary) sharing a Redis, writers and followers
+// spread over both, so every delivery to a follower on the other instance
+// crossed the Redis bus. It checks the report, and that the children (and a
+// redis-server the run started) are gone afterwards. It asserts no timing.
+//
+// The Redis is COMMUNIQUE_TEST_REDIS if set (the run's summit has a random
+// id there), else one the run starts itself from the PATH (--redis-server
+// auto); without either the test is skipped loudly, or fails when
+// COMMUNIQUE_REQUIRE_REDIS=1.
+func TestRedisMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts server processes")
+	}
+	cfg := loadtest.Config{
+		Scenario:  loadtest.Summit,
+		Writers:   2,
+		Followers: 4,
+		Rate:      10,
+		Duration:  1500 * time.Millisecond,
+		Warmup:    300 * time.Millisecond,
+	}
+	if u := os.Getenv(redistest.EnvURL); u != "" {
+		cfg.Redis = u
+	} else if _, err := exec.LookPath("redis-server"); err == nil {
+		cfg.RedisServer = "auto"
+		cfg.RedisFsync = loadtest.FsyncEverysec
+	} else {
+		redistest.URL(t) // skips loudly, or fails when Redis is required
+	}
+	cfg.ServerBinary = servertest.BuildBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Store != "redis" || rep.Instances != 2 || rep.Server == nil || len(rep.Server.Pids) != 2 || rep.Redis == nil {
+		t.Fatalf("store %q, %d instances, server %+v, redis %+v; want 2 children on Redis", rep.Store, rep.Instances, rep.Server, rep.Redis)
+	}
+	if cfg.RedisServer != "" && (!rep.Redis.Started || rep.Redis.Durability != "appendonly yes, appendfsync everysec") {
+		t.Errorf("redis %+v; want a redis-server of the run's own with AOF everysec", rep.Redis)
+	}
+	if rep.Expected == 0 || rep.Delivered != rep.Expected {
+		t.Errorf("delivered %d of %d expected updates; want all, and some", rep.Delivered, rep.Expected)
+	}
+	if rep.Converged == nil || !*rep.Converged {
+		t.Errorf("converged = %v; want true (notes: %v)", rep.Converged, rep.Notes)
+	}
+	if len(rep.Errors) != 0 {
+		t.Errorf("errors: %v", rep.Errors)
+	}
+	if rep.Server.RSSConnectedKiB <= 0 || rep.ServerLatency == nil || rep.ServerLatency.Commits == 0 {
+		t.Errorf("server %+v, latency %+v; want RSS from /proc and commits from both /metrics", rep.Server, rep.ServerLatency)
+	}
+	// Run stops what it started before it returns.
+	pids := rep.Server.Pids
+	if rep.Redis.Started {
+		pids = append(pids, rep.Redis.Pid)
+	}
+	for _, pid := range pids {
+		if pid == 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("process %d still runs after Run returned", pid)
+		}
 	}
 }

@@ -65,6 +65,30 @@ func (b byBound) Swap(i, j int) {
 	b.h.counts[i], b.h.counts[j] = b.h.counts[j], b.h.counts[i]
 }
 
+// addHists adds b's histograms to a's (a may be nil: b is copied) and
+// returns the sum, or nil if the two have different buckets.
+func addHists(a, b map[string]*promHist) map[string]*promHist {
+	out := make(map[string]*promHist, len(b))
+	for name, hb := range b {
+		ha := a[name]
+		if a != nil && (ha == nil || len(ha.counts) != len(hb.counts)) {
+			return nil
+		}
+		h := &promHist{bounds: hb.bounds, counts: make([]float64, len(hb.counts))}
+		for i, c := range hb.counts {
+			h.counts[i] = c
+			if ha != nil {
+				if ha.bounds[i] != hb.bounds[i] {
+					return nil
+				}
+				h.counts[i] += ha.counts[i]
+			}
+		}
+		out[name] = h
+	}
+	return out
+}
+
 // sub returns the observations between prev and h (same buckets).
 func (h *promHist) sub(prev *promHist) *promHist {
 	if prev == nil || len(prev.counts) != len(h.counts) {

@@ -12,15 +12,19 @@ import (
 
 // Report is the outcome of a run. Durations are in milliseconds.
 type Report struct {
-	Scenario  string    `json:"scenario"`
-	Started   time.Time `json:"started"`
-	Target    string    `json:"target"` // "child" or the URL
-	Docs      int       `json:"docs"`
-	Writers   int       `json:"writers"`
-	Followers int       `json:"followers"`
-	Stream    string    `json:"follow_stream,omitempty"`
-	Rate      float64   `json:"rate_per_writer,omitempty"` // ops/s; 0: as fast as acks allow
-	WindowS   float64   `json:"window_s"`                  // the measured interval
+	Scenario string    `json:"scenario"`
+	Started  time.Time `json:"started"`
+	Target   string    `json:"target"` // "child", or the URLs given
+	// Store and Instances describe child servers: "embedded" (bbolt, one
+	// instance) or "redis" (Instances sharing it; see Redis).
+	Store     string  `json:"store,omitempty"`
+	Instances int     `json:"instances,omitempty"`
+	Docs      int     `json:"docs"`
+	Writers   int     `json:"writers"`
+	Followers int     `json:"followers"`
+	Stream    string  `json:"follow_stream,omitempty"`
+	Rate      float64 `json:"rate_per_writer,omitempty"` // ops/s; 0: as fast as acks allow
+	WindowS   float64 `json:"window_s"`                  // the measured interval
 
 	Connect        Latency `json:"connect"`          // dial to hello, every socket
 	ConnectPhaseS  float64 `json:"connect_phase_s"`  // all sockets open
@@ -44,10 +48,15 @@ type Report struct {
 	Errors         map[string]uint64 `json:"errors"`
 	Converged      *bool             `json:"converged,omitempty"` // every writer and the server hold the same text
 
-	ServerLatency *ServerLatency `json:"server_latency,omitempty"` // from the server's /metrics
-	Server        *ServerReport  `json:"server,omitempty"`         // only when the load generator started the server
-	Trace         *TraceReport   `json:"trace,omitempty"`
-	Notes         []string       `json:"notes,omitempty"`
+	// ServerLatency comes from the servers' /metrics, summed over the
+	// instances.
+	ServerLatency *ServerLatency `json:"server_latency,omitempty"`
+	// Server is only there when the load generator started the servers;
+	// with several instances its CPU and memory are their sums.
+	Server *ServerReport `json:"server,omitempty"`
+	Redis  *RedisReport  `json:"redis,omitempty"` // Redis mode
+	Trace  *TraceReport  `json:"trace,omitempty"`
+	Notes  []string      `json:"notes,omitempty"`
 }
 
 // Latency summarises a histogram, in milliseconds.
@@ -72,9 +81,12 @@ func summarize(s *Snapshot) Latency {
 	}
 }
 
-// ServerReport is what /proc says about the server process.
+// ServerReport is what /proc says about the server processes. With
+// several instances, CPU, RSS and memory statistics are summed over them
+// and profiles are one file per instance (comma-separated).
 type ServerReport struct {
-	Pid                int     `json:"pid"`
+	Pid                int     `json:"pid"`                // the first instance's
+	Pids               []int   `json:"pids"`               // every instance's
 	CPUSeconds         float64 `json:"cpu_s"`              // user + system during the window
 	CPUPercent         float64 `json:"cpu_pct"`            // of one core, during the window
 	CPUPerUpdateMicros float64 `json:"cpu_per_update_us"`  // CPU / frames delivered in the window
@@ -91,6 +103,19 @@ type ServerReport struct {
 	// memory into heap and goroutine stacks.
 	MemStats   map[string]int64 `json:"memstats_kib,omitempty"`
 	CPUProfile string           `json:"cpu_profile,omitempty"`
+}
+
+// RedisReport describes the Redis of a Redis-mode run.
+type RedisReport struct {
+	URL        string `json:"url"`              // password hidden
+	Started    bool   `json:"started_by_bench"` // a redis-server of the run's own
+	Durability string `json:"durability,omitempty"`
+	// Pid, CPU and RSS of the redis-server when it runs on this machine
+	// (its work is part of what Redis mode costs; not in Server's sums).
+	Pid        int     `json:"pid,omitempty"`
+	CPUSeconds float64 `json:"cpu_s,omitempty"`
+	CPUPercent float64 `json:"cpu_pct,omitempty"`
+	RSSEndKiB  int64   `json:"rss_end_kib,omitempty"`
 }
 
 // TraceReport is the outcome of a trace replay.
@@ -128,6 +153,27 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row(k, "p50 %s  p95 %s  p99 %s  max %s  (n=%d)", fmtMS(l.P50), fmtMS(l.P95), fmtMS(l.P99), fmtMS(l.Max), l.Count)
 	}
 	fmt.Fprintf(tw, "scenario\t%s (%s)\n", r.Scenario, r.Target)
+	switch {
+	case r.Store == "redis":
+		row("servers", "%d instances sharing Redis (CPU and RSS below are their sums)", r.Instances)
+	case r.Store != "":
+		row("servers", "%d instance, %s store", r.Instances, r.Store)
+	}
+	if rr := r.Redis; rr != nil {
+		started := "given"
+		if rr.Started {
+			started = "started by bench"
+		}
+		durability := rr.Durability
+		if durability == "" {
+			durability = "durability unknown"
+		}
+		line := fmt.Sprintf("%s (%s), %s", rr.URL, started, durability)
+		if rr.Pid != 0 {
+			line += fmt.Sprintf("; redis-server %.0f%% of a core in the window, %d KiB RSS", rr.CPUPercent, rr.RSSEndKiB)
+		}
+		row("redis", "%s", line)
+	}
 	shape := fmt.Sprintf("%d doc(s), %d writer(s)", r.Docs, r.Writers)
 	if r.Rate > 0 {
 		shape += fmt.Sprintf(" × %g ops/s", r.Rate)

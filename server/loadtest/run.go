@@ -1,8 +1,9 @@
 // Package loadtest is Communiqué's load generator, behind `communique
 // bench`: drafting clients with client-side OT and following clients on
-// real WebSockets against a server it starts as a child process (or one on
-// this machine given by URL), with latency histograms and a report. It also
-// holds OTClient, the client OT state machine the test harness shares.
+// real WebSockets against a server it starts as a child process (or several
+// sharing a Redis, or servers on this machine given by URL), with latency
+// histograms and a report. It also holds OTClient, the client OT state
+// machine the test harness shares.
 //
 // Everything here is production code (no testing imports), so the binary
 // carries it.
@@ -57,14 +58,28 @@ type Config struct {
 	// connect-storm scenario opens everything at once).
 	ConnectParallel int
 
-	// A server on this machine (when URL is set): Token is the admin's, or
-	// a chair's together with Summit. Summit and Doc name existing ones to
-	// use instead of creating them.
+	// Servers on this machine (when URL is set; several, comma-separated,
+	// are instances sharing one store: clients are spread over them and the
+	// first creates the summit): Token is the admin's, or a chair's
+	// together with Summit. Summit and Doc name existing ones to use
+	// instead of creating them.
 	URL, Token, Summit, Doc string
-	// Otherwise ServerBinary is run as `ServerBinary serve …`.
+	// Otherwise ServerBinary is run as `ServerBinary serve …`, Instances
+	// times (default 1, or 2 with Redis).
 	ServerBinary string
-	Pprof        bool   // profile the server (child started with --pprof)
-	ProfileDir   string // where profiles go (default: the current folder)
+	Instances    int
+	// Redis makes the children share the Redis at this URL (loopback
+	// only). The run writes its own summit there, with a random id, and
+	// leaves it; it touches no other key.
+	Redis string
+	// RedisServer (without Redis) is a redis-server binary, or "auto" for
+	// the one on the PATH, that the run starts on a free port in a
+	// temporary folder for the children and kills at the end, with
+	// RedisFsync as its durability (FsyncAlways by default).
+	RedisServer string
+	RedisFsync  string
+	Pprof       bool   // profile the server (child started with --pprof)
+	ProfileDir  string // where profiles go (default: the current folder)
 
 	Progress io.Writer // a progress line every second (nil: none)
 	Log      *slog.Logger
@@ -145,6 +160,43 @@ func (c Config) withDefaults() (Config, error) {
 	if c.URL != "" && c.Token == "" {
 		return c, errors.New("a URL needs a token (the admin's, or a chair's with --summit)")
 	}
+	if c.URL != "" && len(splitURLs(c.URL)) == 0 {
+		return c, errors.New("--url names no server")
+	}
+	redisMode := c.Redis != "" || c.RedisServer != ""
+	if c.URL != "" && (redisMode || c.Instances != 0) {
+		return c, errors.New("--url loads servers that run already: --redis, --redis-server and --instances start children")
+	}
+	if c.Redis != "" && c.RedisServer != "" {
+		return c, errors.New("give --redis (a Redis that runs) or --redis-server (one to start), not both")
+	}
+	if c.Redis != "" {
+		if err := checkRedisURL(c.Redis); err != nil {
+			return c, err
+		}
+	}
+	if c.RedisFsync != "" && c.RedisServer == "" {
+		return c, errors.New("--redis-fsync sets up a redis-server the run starts (--redis-server)")
+	}
+	switch c.RedisFsync {
+	case "":
+		c.RedisFsync = FsyncAlways
+	case FsyncAlways, FsyncEverysec, FsyncNo, FsyncOff:
+	default:
+		return c, fmt.Errorf("--redis-fsync %q: want always, everysec, no or off", c.RedisFsync)
+	}
+	if c.Instances < 0 {
+		return c, errors.New("instances must not be negative")
+	}
+	if c.URL == "" && c.Instances == 0 {
+		c.Instances = 1
+		if redisMode {
+			c.Instances = 2
+		}
+	}
+	if c.Instances > 1 && !redisMode {
+		return c, errors.New("several instances need a shared store: add --redis or --redis-server")
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -153,13 +205,16 @@ func (c Config) withDefaults() (Config, error) {
 
 // runner is one run's state, shared by its clients.
 type runner struct {
-	cfg    Config
-	log    *slog.Logger
-	target *Target
-	child  *Child
-	summit string
-	docs   []*docRun
-	base   time.Time // the run's clock: now() is nanoseconds since base
+	cfg Config
+	log *slog.Logger
+	// targets are the servers clients are spread over; target, the first,
+	// creates the summit and is asked for the final text.
+	targets  []*Target
+	target   *Target
+	children []*Child // when the run started the servers
+	summit   string
+	docs     []*docRun
+	base     time.Time // the run's clock: now() is nanoseconds since base
 
 	writers   []*writer
 	followers []*follower
@@ -226,24 +281,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Scenario: cfg.Scenario, Started: time.Now().UTC(), Docs: cfg.Docs, Writers: cfg.Writers,
 		Followers: cfg.Followers, Stream: cfg.Stream, Rate: cfg.Rate}
-	if cfg.URL != "" {
-		if r.target, err = NewTarget(cfg.URL, cfg.Token); err != nil {
-			return nil, err
-		}
-		rep.Target = r.target.URL
-	} else {
-		var extra []string
-		if cfg.Pprof {
-			extra = append(extra, "--pprof")
-		}
-		if r.child, err = StartChild(ctx, cfg.ServerBinary, extra, r.log); err != nil {
-			return nil, err
-		}
-		defer r.child.Stop()
-		r.target = r.child.Target
-		rep.Target = "child"
-		rep.Server = &ServerReport{Pid: r.child.Pid}
+	stopServers, err := r.startServers(ctx, rep)
+	defer stopServers() // also on Ctrl-C (ctx) and on every error below
+	if err != nil {
+		return nil, err
 	}
+	r.target = r.targets[0]
 	var trace *ottrace.Trace
 	if cfg.Scenario == TraceReplay {
 		if trace, err = ottrace.Load(cfg.Trace); err != nil {
@@ -252,6 +295,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if err := r.setup(ctx, trace); err != nil {
 		return nil, err
+	}
+	if cfg.Redis != "" && cfg.Summit == "" {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("summit %s (its documents and tokens) stays in the Redis at %s under key prefix cq; no other key was touched",
+			r.summit, redactURL(cfg.Redis)))
 	}
 
 	before, haveStats := r.procStat()
@@ -290,7 +337,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 		if cfg.Pprof {
-			s.HeapProfile = r.saveProfile(ctx, "/debug/pprof/heap?gc=1", "heap")
+			s.HeapProfile = r.saveProfiles(ctx, "/debug/pprof/heap?gc=1", "heap")
 			s.MemStats = r.memStats(ctx)
 		}
 	}
@@ -314,6 +361,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // setup creates the summit, documents and tokens through the HTTP API.
 func (r *runner) setup(ctx context.Context, trace *ottrace.Trace) error {
 	cfg := r.cfg
+	// A long random tag: on a shared Redis (--redis) the summit's keys
+	// must not collide with another run's.
 	tag := randomTag()
 	r.summit = cfg.Summit
 	if r.summit == "" {
@@ -342,9 +391,10 @@ func (r *runner) setup(ctx context.Context, trace *ottrace.Trace) error {
 		if err != nil {
 			return fmt.Errorf("create writer token: %w", err)
 		}
-		d := r.docs[i%len(r.docs)]
+		di := i % len(r.docs)
+		d := r.docs[di]
 		w := &writer{r: r, d: d, idx: i, token: tok, rng: mrand.New(mrand.NewPCG(uint64(i)+1, 7)),
-			ot: NewOTClient(fmt.Sprintf("w%03d-%s", i+1, tag))}
+			t: r.spread(di, len(d.writers)), ot: NewOTClient(fmt.Sprintf("w%03d-%s", i+1, tag[:8]))}
 		d.writers = append(d.writers, w)
 		r.writers = append(r.writers, w)
 		r.bySrc[w.ot.Src] = w
@@ -361,12 +411,21 @@ func (r *runner) setup(ctx context.Context, trace *ottrace.Trace) error {
 			return fmt.Errorf("create follower token: %w", err)
 		}
 		for i := range cfg.Followers {
-			d := r.docs[i%len(r.docs)]
+			di := i % len(r.docs)
+			d := r.docs[di]
+			r.followers = append(r.followers, &follower{r: r, d: d, t: r.spread(di, d.followers), token: tok, stream: cfg.Stream})
 			d.followers++
-			r.followers = append(r.followers, &follower{r: r, d: d, token: tok, stream: cfg.Stream})
 		}
 	}
 	return nil
+}
+
+// spread picks the server of the k-th client of the di-th document: round
+// robin within each document, so each document's writers and followers are
+// split between the instances (the cross-instance path is what Redis mode
+// measures), shifted by document so the totals stay even.
+func (r *runner) spread(di, k int) *Target {
+	return r.targets[(di+k)%len(r.targets)]
 }
 
 // connectAll opens every socket, at most ConnectParallel at a time, and
@@ -416,15 +475,16 @@ func (r *runner) edit(ctx context.Context, wg *sync.WaitGroup, rep *Report) erro
 	if !sleepCtx(ctx, r.cfg.Warmup) {
 		return ctx.Err()
 	}
-	f0, c0, ok0 := r.framesNow(), r.cpuNow(), r.child != nil
+	f0, c0, ok0 := r.framesNow(), r.cpuNow(), len(r.children) > 0
+	redis0, redisOK := r.redisStat(rep)
 	self0, _ := ReadProcStat(os.Getpid())
 	m0 := r.scrape(ctx)
 	var profile chan string
-	if r.cfg.Pprof && r.child != nil {
-		// The server profiles itself for the length of the window.
+	if r.cfg.Pprof && len(r.children) > 0 {
+		// The servers profile themselves for the length of the window.
 		profile = make(chan string, 1)
 		go func() {
-			profile <- r.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(r.cfg.Duration.Seconds()))), "cpu")
+			profile <- r.saveProfiles(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(r.cfg.Duration.Seconds()))), "cpu")
 		}()
 	}
 	if !sleepCtx(ctx, r.cfg.Duration) {
@@ -446,6 +506,11 @@ func (r *runner) edit(ctx context.Context, wg *sync.WaitGroup, rep *Report) erro
 		}
 		s.RSSEndKiB = c1.RSSKiB
 	}
+	if redis1, ok := r.redisStat(rep); ok && redisOK {
+		rep.Redis.CPUSeconds = (redis1.CPU - redis0.CPU).Seconds()
+		rep.Redis.CPUPercent = 100 * rep.Redis.CPUSeconds / rep.WindowS
+		rep.Redis.RSSEndKiB = redis1.RSSKiB
+	}
 	r.drain(ctx, 15*time.Second)
 	if profile != nil {
 		select {
@@ -457,14 +522,22 @@ func (r *runner) edit(ctx context.Context, wg *sync.WaitGroup, rep *Report) erro
 	return r.checkConvergence(ctx, rep)
 }
 
-// scrape reads the server's latency histograms (nil if it cannot).
+// scrape reads the servers' latency histograms, summed over the
+// instances (nil if it cannot).
 func (r *runner) scrape(ctx context.Context) map[string]*promHist {
-	h, err := r.target.scrapeHists(ctx, metricOp, metricCommit)
-	if err != nil {
-		r.log.Warn("read /metrics", "err", err)
-		return nil
+	var sum map[string]*promHist
+	for _, t := range r.targets {
+		h, err := t.scrapeHists(ctx, metricOp, metricCommit)
+		if err != nil {
+			r.log.Warn("read /metrics", "server", t.URL, "err", err)
+			return nil
+		}
+		if sum = addHists(sum, h); sum == nil {
+			r.log.Warn("read /metrics: the servers' histograms differ", "server", t.URL)
+			return nil
+		}
 	}
-	return h
+	return sum
 }
 
 func (r *runner) framesNow() uint64 { return r.deliveredTotal.Load() + r.writerDeliveries.Load() }
@@ -472,18 +545,6 @@ func (r *runner) framesNow() uint64 { return r.deliveredTotal.Load() + r.writerD
 func (r *runner) cpuNow() ProcStat {
 	st, _ := r.procStat()
 	return st
-}
-
-func (r *runner) procStat() (ProcStat, bool) {
-	if r.child == nil {
-		return ProcStat{}, false
-	}
-	st, err := ReadProcStat(r.child.Pid)
-	if err != nil {
-		r.log.Warn("read server stats", "err", err)
-		return ProcStat{}, false
-	}
-	return st, true
 }
 
 // drain waits until no writer has an op in flight and every follower has
@@ -580,7 +641,7 @@ func (r *runner) progress(ctx context.Context) (stop func()) {
 			line := fmt.Sprintf("[%6.1fs %-7s] ops %5d/s  frames %7d/s  ack p99 %-8s fan-out p99 %-8s errors %d",
 				time.Since(r.base).Seconds(), phase, sent-prevSent, frames-prevFrames,
 				fmtMS(ms(da.Quantile(0.99))), fmtMS(ms(df.Quantile(0.99))), r.errorCount())
-			if r.child != nil {
+			if len(r.children) > 0 {
 				line += fmt.Sprintf("  server %3.0f%% CPU %d MiB", 100*(cpu.CPU-prevCPU.CPU).Seconds(), cpu.RSSKiB>>10)
 			}
 			fmt.Fprintln(r.cfg.Progress, line)
@@ -645,11 +706,11 @@ func (r *runner) replay(ctx context.Context, wg *sync.WaitGroup, tr *ottrace.Tra
 	f0, c0 := r.framesNow(), r.cpuNow()
 	m0 := r.scrape(ctx)
 	var profile chan string
-	if r.cfg.Pprof && r.child != nil {
+	if r.cfg.Pprof && len(r.children) > 0 {
 		// The replay's length is not known in advance: profile its first
 		// five seconds.
 		profile = make(chan string, 1)
-		go func() { profile <- r.saveProfile(ctx, "/debug/pprof/profile?seconds=5", "cpu") }()
+		go func() { profile <- r.saveProfiles(ctx, "/debug/pprof/profile?seconds=5", "cpu") }()
 	}
 	deadline := time.Now().Add(r.cfg.Duration)
 	var err error
@@ -814,10 +875,37 @@ func (r *runner) closeAll() {
 	wg.Wait()
 }
 
-// saveProfile fetches a pprof profile from the server into a file and
-// returns its path ("" on failure, which is logged).
-func (r *runner) saveProfile(ctx context.Context, path, kind string) string {
-	data, err := r.target.fetch(ctx, path)
+// saveProfiles fetches a pprof profile from every child server at once
+// into files (one per instance: bench-<scenario>-<kind>-<n>.pprof when there
+// are several) and returns their paths, comma-separated ("" when all
+// failed; failures are logged).
+func (r *runner) saveProfiles(ctx context.Context, path, kind string) string {
+	targets := r.profileTargets()
+	names := make([]string, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			suffix := ""
+			if len(targets) > 1 {
+				suffix = fmt.Sprintf("-%d", i+1)
+			}
+			names[i] = r.saveProfile(ctx, t, path, kind+suffix)
+		})
+	}
+	wg.Wait()
+	var out []string
+	for _, n := range names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// saveProfile fetches a pprof profile from t into a file and returns its
+// path ("" on failure, which is logged).
+func (r *runner) saveProfile(ctx context.Context, t *Target, path, kind string) string {
+	data, err := t.fetch(ctx, path)
 	if err != nil {
 		r.log.Warn("profile", "kind", kind, "err", err)
 		return ""
@@ -834,19 +922,34 @@ func (r *runner) saveProfile(ctx context.Context, path, kind string) string {
 	return name
 }
 
-// memStats reads a few runtime.MemStats lines (KiB) from the server's
-// /debug/pprof/heap?debug=1: where its memory is, heap or stacks.
+// memStats reads a few runtime.MemStats lines (KiB) from the child
+// servers' /debug/pprof/heap?debug=1, summed over them: where their memory
+// is, heap or stacks.
 func (r *runner) memStats(ctx context.Context) map[string]int64 {
-	for range 4 {
-		_, _ = r.target.fetch(ctx, "/debug/pprof/heap?gc=1")
+	sum := map[string]int64{}
+	for _, t := range r.profileTargets() {
+		m := r.memStatsOf(ctx, t)
+		if m == nil {
+			return nil
+		}
+		for k, v := range m {
+			sum[k] += v
+		}
 	}
-	data, err := r.target.fetch(ctx, "/debug/pprof/heap?debug=1&gc=1")
+	return sum
+}
+
+func (r *runner) memStatsOf(ctx context.Context, t *Target) map[string]int64 {
+	for range 4 {
+		_, _ = t.fetch(ctx, "/debug/pprof/heap?gc=1")
+	}
+	data, err := t.fetch(ctx, "/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
 		r.log.Warn("memstats", "err", err)
 		return nil
 	}
 	out := map[string]int64{}
-	if g, err := r.target.fetch(ctx, "/debug/pprof/goroutine?debug=1"); err == nil {
+	if g, err := t.fetch(ctx, "/debug/pprof/goroutine?debug=1"); err == nil {
 		line, _, _ := strings.Cut(string(g), "\n")
 		if n, err := strconv.ParseInt(strings.TrimPrefix(line, "goroutine profile: total "), 10, 64); err == nil {
 			out["Goroutines"] = n
@@ -882,7 +985,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func randomTag() string {
-	b := make([]byte, 4)
+	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }

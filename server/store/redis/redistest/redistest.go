@@ -9,21 +9,16 @@
 package redistest
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"communique/server/store/redis/redisproc"
 )
 
 // Environment variables.
@@ -31,9 +26,6 @@ const (
 	EnvURL     = "COMMUNIQUE_TEST_REDIS"    // redis:// URL of a Redis tests may write to
 	EnvRequire = "COMMUNIQUE_REQUIRE_REDIS" // "1": missing Redis fails tests instead of skipping
 )
-
-// startTimeout bounds how long a redis-server may take to answer PING.
-const startTimeout = 10 * time.Second
 
 // URL returns the URL of a Redis for t: COMMUNIQUE_TEST_REDIS if set, else
 // a redis-server started for t (stopped when t ends). Tests sharing one
@@ -53,18 +45,11 @@ func Prefix(t testing.TB) string {
 	return "cqt-" + hex.EncodeToString(b[:])
 }
 
-// Server is a redis-server process owned by one test.
+// Server is a redis-server process owned by one test (see redisproc; this
+// wrapper fails the test instead of returning errors).
 type Server struct {
-	Addr string // 127.0.0.1:port; the same across restarts
-	Dir  string // working folder: RDB and AOF files, redis.log
-
-	t    testing.TB
-	bin  string
-	args []string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
+	*redisproc.Server
+	t testing.TB
 }
 
 // StartServer starts a redis-server on a free 127.0.0.1 port, with no
@@ -77,67 +62,33 @@ func StartServer(t testing.TB, args ...string) *Server {
 	if err != nil {
 		missing(t, "redis-server is not on the PATH")
 	}
-	return startServer(t, bin, freeAddr, args)
+	return startServer(t, bin, redisproc.FreeAddr, args)
 }
 
-func startServer(t testing.TB, bin string, free func(testing.TB) string, args []string) *Server {
+func startServer(t testing.TB, bin string, free func() (string, error), args []string) *Server {
 	t.Helper()
-	s := &Server{Dir: t.TempDir(), t: t, bin: bin, args: args}
-	// A free port can be taken between our probe and redis-server's bind;
-	// try a few.
-	for attempt := 0; ; attempt++ {
-		s.Addr = free(t)
-		err := s.start()
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
-			t.Fatalf("redistest: %v", err)
-		}
+	s, err := redisproc.Start(redisproc.Options{Bin: bin, Dir: t.TempDir(), Args: args, FreeAddr: free})
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
-	t.Cleanup(s.Kill)
-	return s
-}
-
-// URL is the server's redis:// URL (without password: add it yourself when
-// args set --requirepass).
-func (s *Server) URL() string { return "redis://" + s.Addr }
-
-// Port is the server's port.
-func (s *Server) Port() int {
-	_, p, _ := net.SplitHostPort(s.Addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
-// Kill stops the server with SIGKILL and waits for it to exit; no-op if
-// it is not running.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
-	s.cmd = nil
+	t.Cleanup(s.Close)
+	return &Server{Server: s, t: t}
 }
 
 // Pause freezes the server (SIGSTOP): connections are accepted by the
 // kernel but nothing answers, like a Redis stuck on a slow disk.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.Server.Pause(); err != nil {
+		s.t.Fatalf("redistest: %v", err)
+	}
+}
 
 // Resume undoes Pause (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		s.t.Fatalf("redistest: %v to a server that is not running", sig)
-	}
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("redistest: %v: %v", sig, err)
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.Server.Resume(); err != nil {
+		s.t.Fatalf("redistest: %v", err)
 	}
 }
 
@@ -145,117 +96,9 @@ func (s *Server) signal(sig syscall.Signal) {
 // and folder with the same arguments, so it reloads what it persisted.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.Kill()
-	if err := s.start(); err != nil {
+	if err := s.Server.Restart(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
 	}
-}
-
-func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, port, _ := net.SplitHostPort(s.Addr)
-	args := append([]string{
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.Dir, "--daemonize", "no", "--protected-mode", "yes",
-	}, s.args...)
-	logPath := filepath.Join(s.Dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("log file: %w", err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := waitReady(s.Addr, exited); err != nil {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-		log, _ := os.ReadFile(logPath)
-		return fmt.Errorf("redis-server on %s: %w\n--- redis.log ---\n%s", s.Addr, err, tail(string(log), 2000))
-	}
-	s.cmd, s.exited = cmd, exited
-	return nil
-}
-
-// waitReady polls addr with PING until the server answers (NOAUTH counts:
-// it is up, it wants a password), it exits, or startTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-exited:
-			return errors.New("exited before answering PING")
-		default:
-		}
-		reply, err := pingOnce(addr)
-		if err == nil && (strings.HasPrefix(reply, "+PONG") || strings.HasPrefix(reply, "-NOAUTH")) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer to PING within %s (last: %q, %v)", startTimeout, reply, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func pingOnce(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return "", err
-	}
-	return bufio.NewReader(c).ReadString('\n')
-}
-
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// freeClusterAddr finds a port p with p+10000 free too: a cluster node
-// listens on both (the second for the cluster bus).
-func freeClusterAddr(t testing.TB) string {
-	for range 100 {
-		addr := freeAddr(t)
-		_, p, _ := net.SplitHostPort(addr)
-		port, _ := strconv.Atoi(p)
-		if port+10000 > 65535 {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return addr
-	}
-	t.Fatal("redistest: no free port pair for a cluster node")
-	return ""
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // missing skips t loudly, or fails it when Redis is required.
@@ -316,7 +159,7 @@ func StartCluster(t testing.TB, n int, args ...string) *Cluster {
 		"--cluster-node-timeout", "2000",
 	}, args...)
 	for range n {
-		c.Nodes = append(c.Nodes, startServer(t, bin, freeClusterAddr, nodeArgs))
+		c.Nodes = append(c.Nodes, startServer(t, bin, redisproc.FreeClusterAddr, nodeArgs))
 	}
 	create := []string{"--cluster", "create"}
 	for _, s := range c.Nodes {
@@ -326,7 +169,7 @@ func StartCluster(t testing.TB, n int, args ...string) *Cluster {
 	if out, err := exec.Command(cli, create...).CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(create, " "), err, out)
 	}
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(redisproc.StartTimeout)
 	for _, s := range c.Nodes {
 		for {
 			out, err := exec.Command(cli, "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port()), "cluster", "info").Output()
@@ -334,7 +177,7 @@ func StartCluster(t testing.TB, n int, args ...string) *Cluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("redistest: node %s not ok within %s: %s %v", s.Addr, startTimeout, out, err)
+				t.Fatalf("redistest: node %s not ok within %s: %s %v", s.Addr, redisproc.StartTimeout, out, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package redisproc
+
+import "os/exec"
+
+// setDeathSignal: only Linux can tie a child's life to its parent's.
+func setDeathSignal(*exec.Cmd) {}
