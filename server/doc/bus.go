@@ -40,11 +40,30 @@ func (r *Registry) CatchUpAll() {
 // were lost, and the session reads the store instead.
 type busMsg struct {
 	From     string            `json:"i"`
-	Kind     string            `json:"k"` // "ops", "meta", "presence"
+	Kind     string            `json:"k"` // "ops", "meta", "presence", "here"
 	Stream   store.Stream      `json:"s,omitempty"`
 	Recs     []store.OpRecord  `json:"r,omitempty"`
 	Presence *wire.PresenceMsg `json:"p,omitempty"`
+	Here     []wire.Peer       `json:"h,omitempty"` // "here": every drafter announced on the sender
 }
+
+// remotePeer is a drafter on another instance, as last heard of.
+type remotePeer struct {
+	peer wire.Peer
+	from string    // its instance
+	seen time.Time // the last message that said it is there
+}
+
+// Presence across instances travels as events (join, cursor, leave), which
+// pub/sub may lose, and an instance that dies sends no leaves. So every
+// instance also says, every hereEvery poll intervals, which drafters it has
+// ("here"; nothing when it has none): the others add any they missed, drop
+// those of that instance it no longer lists, and expire the drafters of an
+// instance not heard of for expireAfter intervals.
+const (
+	hereEvery   = 10 // poll intervals (10 s by default)
+	expireAfter = 35 // poll intervals: three missed heartbeats and some
+)
 
 func (s *Session) topic() string { return s.summit + "/" + s.doc }
 
@@ -129,9 +148,63 @@ func (s *Session) onBus(r *busReq) {
 		s.reloadMeta()
 	case "presence":
 		if m.Presence != nil {
-			s.relayPresence(*m.Presence)
+			s.relayPresence(*m.Presence, m.From)
+		}
+	case "here":
+		s.relayHere(m.From, m.Here)
+	}
+}
+
+// presenceTick runs at every poll: it sends this instance's heartbeat when
+// due and expires the drafters of instances gone quiet.
+func (s *Session) presenceTick(now time.Time) {
+	every := s.reg.cfg.PollInterval * hereEvery
+	if now.Sub(s.hereAt) >= every {
+		s.hereAt = now
+		var here []wire.Peer
+		for _, ps := range s.peers {
+			if ps.announced {
+				here = append(here, ps.info)
+			}
+		}
+		if len(here) > 0 {
+			s.sendBus(busMsg{Kind: "here", Here: here})
 		}
 	}
+	limit := s.reg.cfg.PollInterval * expireAfter
+	for client, rp := range s.remote {
+		if now.Sub(rp.seen) > limit {
+			s.reg.log.Info("drafter of a silent instance expired", "summit", s.summit, "doc", s.doc, "instance", rp.from, "client", client)
+			s.remoteLeft(client, rp)
+		}
+	}
+}
+
+// relayHere takes in another instance's heartbeat.
+func (s *Session) relayHere(from string, here []wire.Peer) {
+	now := time.Now()
+	listed := make(map[string]bool, len(here))
+	for _, p := range here {
+		listed[p.Client] = true
+		rp, known := s.remote[p.Client]
+		if known {
+			rp.seen, rp.from = now, from
+			s.remote[p.Client] = rp
+			continue
+		}
+		// Its join was lost: announce it now.
+		s.relayPresence(wire.PresenceMsg{Type: "presence", Event: "join", Version: s.streams[0].version, Peer: p}, from)
+	}
+	for client, rp := range s.remote {
+		if rp.from == from && !listed[client] {
+			s.remoteLeft(client, rp) // its leave was lost
+		}
+	}
+}
+
+// remoteLeft forgets a remote drafter and tells this instance's subscribers.
+func (s *Session) remoteLeft(client string, rp remotePeer) {
+	s.relayPresence(wire.PresenceMsg{Type: "presence", Event: "leave", Version: s.streams[0].version, Peer: rp.peer}, rp.from)
 }
 
 // catchUpLogged is catchUp that logs a failure; it returns the failure
@@ -177,12 +250,12 @@ func (s *Session) reloadMeta() {
 
 // relayPresence forwards another instance's presence event to this one's
 // subscribers and remembers remote drafters for newcomers' hellos.
-func (s *Session) relayPresence(p wire.PresenceMsg) {
+func (s *Session) relayPresence(p wire.PresenceMsg, from string) {
 	switch p.Event {
 	case "leave":
 		delete(s.remote, p.Peer.Client)
 	default:
-		s.remote[p.Peer.Client] = p.Peer
+		s.remote[p.Peer.Client] = remotePeer{peer: p.Peer, from: from, seen: time.Now()}
 	}
 	f := wire.NewFrame(p)
 	for peer, ps := range s.peers {

@@ -88,7 +88,8 @@ type Session struct {
 	streams   [2]*stream // draft, approved
 	clients   map[string]store.ClientSeq
 	peers     map[Peer]*peerState
-	remote    map[string]wire.Peer // drafters connected to other instances
+	remote    map[string]remotePeer // drafters connected to other instances, by client
+	hereAt    time.Time             // when this instance last told the others who drafts here
 	batch     []*submission
 	pendingC  map[string]store.ClientSeq // client seqs of the uncommitted batch
 	unflushed []Flusher                  // peers sent to since the last flushPeers
@@ -104,7 +105,7 @@ func newSession(r *Registry, summit, doc string) *Session {
 		inbox:   make(chan request, r.cfg.InboxSize),
 		wake:    make(chan struct{}, 1),
 		peers:   make(map[Peer]*peerState),
-		remote:  make(map[string]wire.Peer),
+		remote:  make(map[string]remotePeer),
 		clients: make(map[string]store.ClientSeq),
 	}
 }
@@ -211,8 +212,9 @@ func (s *Session) run() {
 		case <-ctx.Done():
 			s.drainInbox()
 			return
-		case <-pollC:
+		case now := <-pollC:
 			s.poll()
+			s.presenceTick(now)
 		case <-s.wake:
 			idle.Reset(s.reg.cfg.IdleTimeout)
 			if s.behind.Swap(false) {

@@ -138,8 +138,8 @@ func (s *Session) presenceList() []wire.Peer {
 			list = append(list, ps.info)
 		}
 	}
-	for _, p := range s.remote {
-		list = append(list, p)
+	for _, rp := range s.remote {
+		list = append(list, rp.peer)
 	}
 	return list
 }

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1296,5 +1297,80 @@ func TestRedisRevokedTokenOnBothInstances(t *testing.T) {
 		if r := e.Do(t, "GET", docPath, secret, nil); r.Status != http.StatusUnauthorized {
 			t.Errorf("GET on %s after the revocation: %d; want 401", e.Addr, r.Status)
 		}
+	}
+}
+
+// mutableBus is instance b's bus in TestRedisPresenceOfSilentInstance:
+// muted, b publishes nothing, as a crashed or cut-off instance.
+type mutableBus struct {
+	doc.Bus
+	muted atomic.Bool
+}
+
+func (m *mutableBus) Publish(ctx context.Context, topic string, msg []byte) error {
+	if m.muted.Load() {
+		return nil
+	}
+	return m.Bus.Publish(ctx, topic, msg)
+}
+
+// TestRedisPresenceOfSilentInstance: a drafter on instance b is shown on
+// instance a; when b falls silent (it died, or its link to Redis did) a
+// expires b's drafters within the expiry (35 poll intervals) and tells its
+// clients they left; when b is heard again, its heartbeat brings them
+// back.
+func TestRedisPresenceOfSilentInstance(t *testing.T) {
+	srv := redistest.StartServer(t)
+	prefix := redistest.Prefix(t)
+	summit := "seoul-2013"
+	fast := rfConfig{Doc: doc.Config{PollInterval: 40 * time.Millisecond}}
+	a := rfStart(t, srv.URL(), prefix, "a", fast)
+
+	st, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := busredis.New(st.Client(), st.Prefix(), slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { inner.Close(); st.Close() })
+	bus := &mutableBus{Bus: inner}
+	b := servertest.Start(t, servertest.Options{Store: st, Bus: bus, Instance: "b", Doc: fast.Doc})
+
+	toks := rfSetup(t, &a.Endpoint, summit, "KOR")
+	obs := a.Token(t, summit, "observer", "")
+	watch, _, err := a.Dial(summit, rfDoc, obs, url.Values{"stream": {"approved"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	watch.Expect(t, "hello")
+	drafter, _, err := b.Dial(summit, rfDoc, toks[0], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drafter.Close()
+	h := drafter.Expect(t, "hello")
+	if err := drafter.Send(map[string]any{"type": "presence", "version": h.Version, "cursor": nil}); err != nil {
+		t.Fatal(err)
+	}
+	next := func(event string) {
+		t.Helper()
+		f, err := watch.Next(10 * time.Second)
+		if err != nil || f.Type != "presence" || f.Event != event || !strings.Contains(string(f.Raw), h.Client) {
+			t.Fatalf("observer on a got %s (%v); want the %s of %s", f.Raw, err, event, h.Client)
+		}
+	}
+	next("join")
+
+	bus.muted.Store(true)
+	next("leave") // expired: b is silent
+	bus.muted.Store(false)
+	next("join") // b's heartbeat
+	late, _, err := a.Dial(summit, rfDoc, toks[0], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if hello := late.Expect(t, "hello"); !strings.Contains(string(hello.Raw), h.Client) {
+		t.Errorf("a's hello %s does not list b's drafter %s", hello.Raw, h.Client)
 	}
 }
