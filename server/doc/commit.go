@@ -83,6 +83,13 @@ func (s *Session) commitStream(st *stream, batch []*submission) error {
 			return nil
 		}
 		st.undo()
+		if errors.Is(err, store.ErrAdopted) {
+			// Another instance adopted the document: take in its
+			// metadata (which tells this instance's clients) and refuse
+			// the batch as adopted.
+			s.reloadMeta()
+			return fmt.Errorf("commit: %w", ErrAdopted)
+		}
 		if !errors.Is(err, store.ErrConflict) || attempt == maxConflictRetries {
 			if errors.Is(err, store.ErrConflict) {
 				err = fmt.Errorf("still losing the race after %d retries: %w", attempt, err)

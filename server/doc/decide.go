@@ -223,7 +223,16 @@ func (s *Session) adopt(name, by string) (store.Adoption, error) {
 	meta := s.meta
 	meta.Adopted = true
 	meta.Adoptions = append(slices.Clone(meta.Adoptions), a)
-	if err := s.reg.store.UpdateDoc(s.reg.ctx, meta); err != nil {
+	// Only at the versions just checked: another instance may have
+	// committed an edit meanwhile, which would then be pending unseen.
+	if err := s.reg.store.AdoptDoc(s.reg.ctx, meta, a.DraftVersion, a.ApprovedVersion); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			for _, st := range s.streams {
+				s.catchUpLogged(st)
+			}
+			s.publish()
+			return store.Adoption{}, fmt.Errorf("the document changed on another instance while it was being adopted; review it and adopt again: %w", ErrStale)
+		}
 		return store.Adoption{}, fmt.Errorf("adopt: %v: %w", err, ErrUnavailable)
 	}
 	s.meta = meta

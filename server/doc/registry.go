@@ -15,6 +15,7 @@ import (
 type Store interface {
 	GetDoc(ctx context.Context, summit, id string) (store.Doc, error)
 	UpdateDoc(ctx context.Context, d store.Doc) error
+	AdoptDoc(ctx context.Context, d store.Doc, draft, approved uint64) error
 	LoadStream(ctx context.Context, k store.StreamKey) (store.StreamState, error)
 	Since(ctx context.Context, k store.StreamKey, v uint64, limit int) ([]store.OpRecord, error)
 	Append(ctx context.Context, a store.Append) error

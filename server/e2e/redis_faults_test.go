@@ -1300,11 +1300,20 @@ func TestRedisRevokedTokenOnBothInstances(t *testing.T) {
 	}
 }
 
-// mutableBus is instance b's bus in TestRedisPresenceOfSilentInstance:
-// muted, b publishes nothing, as a crashed or cut-off instance.
+// mutableBus is instance b's bus in TestRedisPresenceOfSilentInstance and
+// TestRedisAdoptRacesEdit: muted, b publishes nothing, as a crashed or
+// cut-off instance; deaf, it hears nothing.
 type mutableBus struct {
 	doc.Bus
-	muted atomic.Bool
+	muted, deaf atomic.Bool
+}
+
+func (m *mutableBus) Subscribe(topic string, fn func(msg []byte)) func() {
+	return m.Bus.Subscribe(topic, func(msg []byte) {
+		if !m.deaf.Load() {
+			fn(msg)
+		}
+	})
 }
 
 func (m *mutableBus) Publish(ctx context.Context, topic string, msg []byte) error {
@@ -1372,5 +1381,96 @@ func TestRedisPresenceOfSilentInstance(t *testing.T) {
 	defer late.Close()
 	if hello := late.Expect(t, "hello"); !strings.Contains(string(hello.Raw), h.Client) {
 		t.Errorf("a's hello %s does not list b's drafter %s", hello.Raw, h.Client)
+	}
+}
+
+// TestRedisAdoptRacesEdit: adoption on one instance and an edit committed
+// on another are serialised by the store. An edit b committed that a has
+// not heard of yet makes a's adoption fail with 409 conflict (and a then
+// shows it as pending); once nothing is pending a adopts, and an edit that
+// b, not having heard of it, tries to commit is refused with "adopted" —
+// the draft stays as adopted and b's clients are told.
+func TestRedisAdoptRacesEdit(t *testing.T) {
+	srv := redistest.StartServer(t)
+	prefix := redistest.Prefix(t)
+	summit := "seoul-2013"
+	// No polling: a hears of b's edits only through the bus, which the
+	// test controls.
+	quiet := rfConfig{Doc: doc.Config{PollInterval: time.Hour}, NoReconnectCatchUp: true}
+	a := rfStart(t, srv.URL(), prefix, "a", quiet)
+	st, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := busredis.New(st.Client(), st.Prefix(), slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { inner.Close(); st.Close() })
+	bus := &mutableBus{Bus: inner}
+	b := servertest.Start(t, servertest.Options{Store: st, Bus: bus, Instance: "b", Doc: quiet.Doc})
+
+	toks := rfSetup(t, &a.Endpoint, summit, "KOR")
+	chair := a.Token(t, summit, "chair", "")
+	P := "/api/summits/" + summit + "/docs/" + rfDoc
+	a.MustDo(t, http.StatusOK, "GET", P+"/changes", chair, nil) // a's session is open
+
+	kor, _, err := b.Dial(summit, rfDoc, toks[0], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kor.Close()
+	h := kor.Expect(t, "hello")
+	sawAdopted := false
+	edit := func(seq uint64, base uint64) servertest.Frame {
+		t.Helper()
+		if err := kor.Send(map[string]any{"type": "op", "version": base, "op": []any{"¶ ", len([]rune(rfInitial))}, "src": "kor", "seq": seq}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := kor.Next(10 * time.Second)
+			if err != nil {
+				t.Fatalf("waiting for the answer to op %d: %v", seq, err)
+			}
+			sawAdopted = sawAdopted || f.Type == "adopted"
+			if f.Type == "ack" || f.Type == "error" {
+				return f
+			}
+		}
+	}
+
+	// 1. b commits an edit a does not hear of; a's adoption must fail.
+	bus.muted.Store(true)
+	if f := edit(1, h.Version); f.Type != "ack" {
+		t.Fatalf("edit on b: %s; want an ack", f.Raw)
+	}
+	r := a.Do(t, "POST", P+"/adopt", chair, map[string]any{"name": "final"})
+	if r.Status != http.StatusConflict || r.ErrorCode() != "conflict" {
+		t.Fatalf("adopt on a over an edit it had not seen: %d %s; want 409 conflict", r.Status, r.Body)
+	}
+	var ch struct {
+		Changes []struct{ ID string } `json:"changes"`
+	}
+	a.MustDo(t, http.StatusOK, "GET", P+"/changes", chair, nil).JSON(t, &ch)
+	if len(ch.Changes) != 1 {
+		t.Fatalf("a lists %d pending changes after the refused adoption; want b's edit", len(ch.Changes))
+	}
+	bus.muted.Store(false)
+
+	// 2. Nothing pending: a adopts while b hears nothing; b's next edit is
+	// refused by the store.
+	a.MustDo(t, http.StatusOK, "POST", P+"/changes/"+ch.Changes[0].ID+"/reject", chair, nil)
+	before := a.GetDoc(t, summit, rfDoc, chair)
+	bus.deaf.Store(true)
+	a.MustDo(t, http.StatusOK, "POST", P+"/adopt", chair, map[string]any{"name": "final"})
+	f := edit(2, before.Draft.Version)
+	if f.Type != "error" || f.Code != "adopted" {
+		t.Fatalf("edit on b after the adoption on a: %s; want error adopted", f.Raw)
+	}
+	after := a.GetDoc(t, summit, rfDoc, chair)
+	if after.Draft.Version != before.Draft.Version || after.Draft.Text != before.Draft.Text {
+		t.Errorf("draft after the refused edit: %d %q; want the adopted %d %q", after.Draft.Version, after.Draft.Text, before.Draft.Version, before.Draft.Text)
+	}
+	if !sawAdopted {
+		if f, err := kor.Next(10 * time.Second); err != nil || f.Type != "adopted" {
+			t.Errorf("b's client got %s (%v); want the adopted notice", f.Raw, err)
+		}
 	}
 }

@@ -29,6 +29,10 @@ var (
 	ErrConflict    = errors.New("version conflict")
 	ErrUnavailable = errors.New("store unavailable")
 	ErrCorrupt     = errors.New("corrupt record")
+	// ErrAdopted refuses records appended to a document that is adopted
+	// (frozen): with several instances, an edit committed on one must not
+	// slip in after another adopted the document.
+	ErrAdopted = errors.New("document is adopted")
 )
 
 // Role is what a token may do within its summit.
@@ -168,6 +172,11 @@ type Store interface {
 	GetDoc(ctx context.Context, summit, id string) (Doc, error)
 	ListDocs(ctx context.Context, summit string) ([]Doc, error) // by Order, then ID
 	UpdateDoc(ctx context.Context, d Doc) error                 // ErrNotFound
+	// AdoptDoc stores d (with Adopted set) only if the document's streams
+	// are still at the versions draft and approved, the texts the chair
+	// adopted; ErrConflict if either moved, ErrNotFound without the doc.
+	// From then on Append refuses records for the document (ErrAdopted).
+	AdoptDoc(ctx context.Context, d Doc, draft, approved uint64) error
 
 	// LoadStream reads what is needed to bring a stream into memory.
 	LoadStream(ctx context.Context, k StreamKey) (StreamState, error)
@@ -179,7 +188,9 @@ type Store interface {
 	// (limit <= 0 means all).
 	Since(ctx context.Context, k StreamKey, v uint64, limit int) ([]OpRecord, error)
 	// Append stores the batch atomically and durably, or not at all.
-	// Concurrent calls may share one commit (group commit).
+	// Concurrent calls may share one commit (group commit). Records for a
+	// document whose stored metadata says Adopted are refused with
+	// ErrAdopted (a snapshot alone is stored).
 	Append(ctx context.Context, a Append) error
 
 	Close() error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -330,6 +331,62 @@ func (s *Store) ListDocs(ctx context.Context, summit string) ([]store.Doc, error
 }
 
 // UpdateDoc replaces a doc's metadata; ErrNotFound if it does not exist.
+// AdoptDoc implements store.Store: d is stored only while both streams are
+// at the versions the chair adopted.
+func (s *Store) AdoptDoc(ctx context.Context, d store.Doc, draft, approved uint64) error {
+	val, err := encode(&d)
+	if err != nil {
+		return fmt.Errorf("adopt doc %s/%s: encode: %w", d.Summit, d.ID, err)
+	}
+	summit, id := []byte(d.Summit), []byte(d.ID)
+	err = s.submit(ctx, func(tx *bbolt.Tx) error {
+		docs := tx.Bucket(bktDocs).Bucket(summit)
+		if docs == nil || len(id) == 0 || docs.Get(id) == nil {
+			return reject(store.ErrNotFound)
+		}
+		for _, h := range []struct {
+			stream store.Stream
+			want   uint64
+		}{{store.Draft, draft}, {store.Approved, approved}} {
+			sid := streamID(tx, store.StreamKey{Summit: d.Summit, Doc: d.ID, Stream: h.stream})
+			if sid == nil {
+				return reject(fmt.Errorf("%s stream: %w", h.stream, store.ErrNotFound))
+			}
+			head, _, err := streamParts(tx, sid)
+			if err != nil {
+				return reject(err)
+			}
+			if head != h.want {
+				return reject(fmt.Errorf("%s stream at version %d, not %d: %w", h.stream, head, h.want, store.ErrConflict))
+			}
+		}
+		return docs.Put(id, val)
+	})
+	if err != nil {
+		return fmt.Errorf("adopt doc %s/%s: %w", d.Summit, d.ID, err)
+	}
+	return nil
+}
+
+// docAdopted reports whether the document of stream k is adopted.
+func docAdopted(tx *bbolt.Tx, k store.StreamKey) (bool, error) {
+	docs := tx.Bucket(bktDocs).Bucket([]byte(k.Summit))
+	if docs == nil {
+		return false, fmt.Errorf("doc: %w", store.ErrNotFound)
+	}
+	b := docs.Get([]byte(k.Doc))
+	if b == nil {
+		return false, fmt.Errorf("doc: %w", store.ErrNotFound)
+	}
+	var d struct {
+		Adopted bool `json:"adopted"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return false, fmt.Errorf("%w: doc: %w", store.ErrCorrupt, err)
+	}
+	return d.Adopted, nil
+}
+
 func (s *Store) UpdateDoc(ctx context.Context, d store.Doc) error {
 	val, err := encode(&d)
 	if err != nil {

@@ -102,6 +102,13 @@ func prepareAppend(a store.Append) (func(tx *bbolt.Tx) error, error) {
 		if err != nil {
 			return reject(err)
 		}
+		if n > 0 {
+			if adopted, err := docAdopted(tx, key); err != nil {
+				return reject(err)
+			} else if adopted {
+				return reject(store.ErrAdopted)
+			}
+		}
 		last := head
 		if n > 0 {
 			if first != head+1 {

@@ -37,7 +37,7 @@ func TestAppendRetried(t *testing.T) {
 		t.Fatalf("appendArgs: %v", err)
 	}
 	for i, want := range []string{"ok", "done"} {
-		res, err := s.runAppend(ctx, keys.list(), args)
+		res, err := s.runAppend(ctx, s.appendKeys(k, keys), args)
 		if err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}

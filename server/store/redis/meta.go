@@ -334,6 +334,38 @@ func (s *Store) ListDocs(ctx context.Context, summit string) ([]store.Doc, error
 }
 
 // UpdateDoc replaces a doc's metadata; ErrNotFound if it does not exist.
+// AdoptDoc implements store.Store with adoptDocLua: the document's
+// metadata is replaced only while both heads are where the chair saw them,
+// atomically with any append (the same hash slot; appendLua refuses
+// records once the document is adopted).
+func (s *Store) AdoptDoc(ctx context.Context, d store.Doc, draft, approved uint64) error {
+	name := d.Summit + "/" + d.ID
+	dk, ok1 := s.keysOf(store.StreamKey{Summit: d.Summit, Doc: d.ID, Stream: store.Draft})
+	ak, ok2 := s.keysOf(store.StreamKey{Summit: d.Summit, Doc: d.ID, Stream: store.Approved})
+	if !ok1 || !ok2 {
+		return fmt.Errorf("adopt doc %s: %w", name, store.ErrNotFound)
+	}
+	val, err := encode(&d)
+	if err != nil {
+		return fmt.Errorf("adopt doc %s: encode: %w", name, err)
+	}
+	res, err := s.adoptDocScript.Run(ctx, s.c, []string{s.docKey(d.Summit, d.ID), dk.head, ak.head},
+		val, formatVersion(draft), formatVersion(approved)).Text()
+	if err != nil {
+		return fmt.Errorf("adopt doc %s: %w", name, classify(ctx, err))
+	}
+	switch res {
+	case "ok":
+		return nil
+	case "notfound":
+		return fmt.Errorf("adopt doc %s: %w", name, store.ErrNotFound)
+	case "conflict":
+		return fmt.Errorf("adopt doc %s: a stream moved past draft %d / approved %d: %w", name, draft, approved, store.ErrConflict)
+	default:
+		return fmt.Errorf("adopt doc %s: unexpected script reply %q", name, res)
+	}
+}
+
 func (s *Store) UpdateDoc(ctx context.Context, d store.Doc) error {
 	name := d.Summit + "/" + d.ID
 	if !validID(d.Summit) || !validID(d.ID) {

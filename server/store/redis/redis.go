@@ -153,6 +153,7 @@ type Store struct {
 	appendScript    *goredis.Script
 	createDocScript *goredis.Script
 	updateDocScript *goredis.Script
+	adoptDocScript  *goredis.Script
 	swapTokenScript *goredis.Script
 	takeTokenScript *goredis.Script
 	dropPtrScript   *goredis.Script
@@ -237,6 +238,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		appendScript:    goredis.NewScript(appendLua),
 		createDocScript: goredis.NewScript(createDocLua),
 		updateDocScript: goredis.NewScript(updateDocLua),
+		adoptDocScript:  goredis.NewScript(adoptDocLua),
 		swapTokenScript: goredis.NewScript(swapTokenLua),
 		takeTokenScript: goredis.NewScript(takeTokenLua),
 		dropPtrScript:   goredis.NewScript(dropPtrLua),

@@ -13,7 +13,7 @@ package redis
 
 // appendLua is Append's contract:
 //
-//	KEYS  head, ops, clients, snap, snaps, recent  (streamKeys.list)
+//	KEYS  head, ops, clients, snap, snaps, recent  (streamKeys.list), doc
 //	ARGV  1 id       random id of this Append call
 //	      2 expect   head the first record follows ("" if no records)
 //	      3 newhead  version of the last record ("" if no records)
@@ -22,7 +22,8 @@ package redis
 //	      6 nrec, 7 ncli
 //	      then nrec pairs (version, record json), then ncli pairs (src, ClientSeq json)
 //
-// Returns {"notfound"} if the stream has no head; {"conflict", head} if
+// Returns {"notfound"} if the stream has no head; {"adopted", head} if
+// there are records and the document is adopted; {"conflict", head} if
 // expect is not the head, or the snapshot is not at the head the append
 // leaves; {"done", head} if an append with this id was already applied (a
 // retry after a lost reply); else writes the records, the client seqs, the
@@ -32,6 +33,10 @@ const appendLua = `
 local head = redis.call('GET', KEYS[1])
 if not head then return {'notfound'} end
 local expect, newhead, snapv = ARGV[2], ARGV[3], ARGV[4]
+if expect ~= '' then
+  local doc = redis.call('GET', KEYS[7])
+  if doc and cjson.decode(doc)['adopted'] == true then return {'adopted', head} end
+end
 if expect == '' then newhead = head end
 if (expect ~= '' and head ~= expect) or (snapv ~= '' and snapv ~= newhead) then
   local recent = redis.call('LRANGE', KEYS[6], 0, -1)
@@ -61,6 +66,23 @@ if nrec > 0 or snapv ~= '' then
   redis.call('LTRIM', KEYS[6], 0, 15)
 end
 return {'ok', newhead}
+`
+
+// adoptDocLua stores the adopted document's metadata only while both of
+// its streams are at the versions the chair adopted.
+//
+//	KEYS  doc, draft head, approved head
+//	ARGV  doc json, draft version, approved version
+//
+// Returns "notfound" without the doc or a head, "conflict" if a head moved,
+// else "ok".
+const adoptDocLua = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'notfound' end
+local d, a = redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])
+if not d or not a then return 'notfound' end
+if d ~= ARGV[2] or a ~= ARGV[3] then return 'conflict' end
+redis.call('SET', KEYS[1], ARGV[1])
+return 'ok'
 `
 
 // createDocLua creates a document's metadata and both streams at version 0.

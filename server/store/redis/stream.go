@@ -40,7 +40,7 @@ func (s *Store) Append(ctx context.Context, a store.Append) error {
 	if err != nil {
 		return fmt.Errorf("append %s: %w", name, err)
 	}
-	res, err := s.runAppend(ctx, keys.list(), args)
+	res, err := s.runAppend(ctx, s.appendKeys(a.Key, keys), args)
 	if err != nil {
 		return fmt.Errorf("append %s: %w", name, classify(ctx, err))
 	}
@@ -56,6 +56,8 @@ func (s *Store) Append(ctx context.Context, a store.Append) error {
 		return nil
 	case "notfound":
 		return fmt.Errorf("append %s: stream: %w", name, store.ErrNotFound)
+	case "adopted":
+		return fmt.Errorf("append %s: %w", name, store.ErrAdopted)
 	case "conflict":
 		if len(a.Records) > 0 {
 			return fmt.Errorf("append %s: first record has version %d; head is %s: %w", name, a.Records[0].Version, head, store.ErrConflict)
@@ -64,6 +66,12 @@ func (s *Store) Append(ctx context.Context, a store.Append) error {
 	default:
 		return fmt.Errorf("append %s: unexpected script reply %q", name, status)
 	}
+}
+
+// appendKeys are appendLua's KEYS: the stream's and its document's (which
+// says whether it is adopted).
+func (s *Store) appendKeys(k store.StreamKey, keys streamKeys) []string {
+	return append(keys.list(), s.docKey(k.Summit, k.Doc))
 }
 
 // appendArgs checks and encodes a into appendLua's ARGV.

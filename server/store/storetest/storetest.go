@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Snapshots", testSnapshots},
 		{"Since", testSince},
 		{"Clients", testClients},
+		{"Adopt", testAdopt},
 		{"Unicode", testUnicode},
 		{"CanceledContext", testCanceledContext},
 		{"CallerOwnsResults", testCallerOwnsResults},
@@ -727,6 +728,70 @@ func testSince(t *testing.T, s store.Store) {
 	if _, err := s.LoadStream(context.Background(), missing); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("LoadStream(missing) = %v; want ErrNotFound", err)
 	}
+}
+
+// testAdopt: AdoptDoc succeeds only at the heads it names; afterwards
+// records for the document are refused with ErrAdopted (both streams),
+// while a snapshot alone is still stored, and other documents are
+// untouched.
+func testAdopt(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustDoc(t, s)
+	other := store.Doc{Summit: summitID, ID: "annex-1", Title: "Annex", Created: t0}
+	if err := s.CreateDoc(ctx, other, "annex\n"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, store.Append{Key: draftKey, Records: recs(1, 3)})
+	mustAppend(t, s, store.Append{Key: approvedKey, Records: recs(1, 1)})
+	d, err := s.GetDoc(ctx, summitID, docID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Adopted = true
+	d.Adoptions = []store.Adoption{{Name: "final", By: "chair", Time: t0, ApprovedVersion: 1, DraftVersion: 3}}
+
+	for _, tc := range []struct {
+		name            string
+		draft, approved uint64
+	}{{"draft moved", 2, 1}, {"approved moved", 3, 0}} {
+		if err := s.AdoptDoc(ctx, d, tc.draft, tc.approved); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("AdoptDoc at %d/%d (%s) = %v; want ErrConflict", tc.draft, tc.approved, tc.name, err)
+		}
+	}
+	if got, _ := s.GetDoc(ctx, summitID, docID); got.Adopted {
+		t.Fatal("a refused AdoptDoc adopted the document")
+	}
+	missing := d
+	missing.ID = "nope"
+	if err := s.AdoptDoc(ctx, missing, 0, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AdoptDoc(missing) = %v; want ErrNotFound", err)
+	}
+
+	if err := s.AdoptDoc(ctx, d, 3, 1); err != nil {
+		t.Fatalf("AdoptDoc at the heads: %v", err)
+	}
+	if got, _ := s.GetDoc(ctx, summitID, docID); !got.Adopted || len(got.Adoptions) != 1 {
+		t.Errorf("GetDoc after AdoptDoc = %+v; want adopted with one adoption", got)
+	}
+	for _, k := range []store.StreamKey{draftKey, approvedKey} {
+		head := mustLoad(t, s, k).Snapshot.Version
+		st := mustLoad(t, s, k)
+		if n := len(st.Ops); n > 0 {
+			head = st.Ops[n-1].Version
+		}
+		err := s.Append(ctx, store.Append{Key: k, Records: recs(head+1, head+1)})
+		if !errors.Is(err, store.ErrAdopted) {
+			t.Errorf("Append to %s after adoption = %v; want ErrAdopted", k.Stream, err)
+		}
+		if now := mustLoad(t, s, k); len(now.Ops) != len(st.Ops) {
+			t.Errorf("refused append changed %s: %d ops, was %d", k.Stream, len(now.Ops), len(st.Ops))
+		}
+		snap := store.Snapshot{Version: head, Text: "snapshot"}
+		if err := s.Append(ctx, store.Append{Key: k, Snapshot: &snap}); err != nil {
+			t.Errorf("snapshot-only Append to %s after adoption = %v; want nil", k.Stream, err)
+		}
+	}
+	mustAppend(t, s, store.Append{Key: store.StreamKey{Summit: summitID, Doc: "annex-1", Stream: store.Draft}, Records: recs(1, 1)})
 }
 
 func testClients(t *testing.T, s store.Store) {
