@@ -14,6 +14,7 @@ import (
 	"communique/ot"
 	"communique/server/changes"
 	"communique/server/doc"
+	"communique/server/loadtest"
 	"communique/server/store"
 	"communique/server/store/bolt"
 	"communique/server/wire"
@@ -306,7 +307,7 @@ func BenchmarkSessionThroughput(b *testing.B) {
 		benchThroughput(b, text, func(_ *rand.Rand, n int) ot.Op { return ot.Op{}.Insert("x").Retain(n) })
 	})
 	b.Run("edits=mixed", func(b *testing.B) {
-		benchThroughput(b, benchFiller(2000), func(rng *rand.Rand, n int) ot.Op { return benchEdit(rng, n, 2000) })
+		benchThroughput(b, loadtest.InitialText(2000), func(rng *rand.Rand, n int) ot.Op { return loadtest.RandomEdit(rng, n, 2000) })
 	})
 }
 
@@ -357,40 +358,4 @@ func benchThroughput(b *testing.B, text string, edit func(rng *rand.Rand, n int)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	b.ReportMetric(float64(s.View().Auth.MarkCount()), "marks")
-}
-
-// benchPieces, benchFiller and benchEdit are the load generator's text and
-// edits (server/loadtest: filler, initialText, randomEdit).
-var benchPieces = []string{"a", "e", "n", "s", " ", " ", "서", "울", "首", "尔", "م", "ر", "🌐", "👨\u200d👩\u200d👧", "e\u0301", "\r\n", "—", "é"}
-
-func benchFiller(size int) string {
-	var b strings.Builder
-	rng := rand.New(rand.NewPCG(1, 2))
-	for n := 0; n < size; {
-		p := benchPieces[rng.IntN(len(benchPieces))]
-		b.WriteString(p)
-		n += len([]rune(p))
-	}
-	return b.String()
-}
-
-func benchEdit(rng *rand.Rand, n, size int) ot.Op {
-	pDelete := 0.3
-	switch {
-	case n > size:
-		pDelete = 0.7
-	case n < size/2:
-		pDelete = 0.1
-	}
-	if n > 0 && rng.Float64() < pDelete {
-		pos := rng.IntN(n)
-		k := min(1+rng.IntN(5), n-pos)
-		return ot.Op{}.Retain(pos).Delete(k).Retain(n - pos - k)
-	}
-	var b strings.Builder
-	for range 1 + rng.IntN(8) {
-		b.WriteString(benchPieces[rng.IntN(len(benchPieces))])
-	}
-	pos := rng.IntN(n + 1)
-	return ot.Op{}.Retain(pos).Insert(b.String()).Retain(n - pos)
 }

@@ -1316,6 +1316,19 @@ func (m *mutableBus) Subscribe(topic string, fn func(msg []byte)) func() {
 	})
 }
 
+// rfStartMutable starts an instance like rfStart, on a mutableBus.
+func rfStartMutable(t *testing.T, url, prefix, name string, cfg rfConfig) (*servertest.Server, *mutableBus) {
+	t.Helper()
+	st, err := redisstore.Open(context.Background(), url, redisstore.Options{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := busredis.New(st.Client(), st.Prefix(), slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { inner.Close(); st.Close() })
+	bus := &mutableBus{Bus: inner}
+	return servertest.Start(t, servertest.Options{Store: st, Bus: bus, Instance: name, Doc: cfg.Doc}), bus
+}
+
 func (m *mutableBus) Publish(ctx context.Context, topic string, msg []byte) error {
 	if m.muted.Load() {
 		return nil
@@ -1335,14 +1348,7 @@ func TestRedisPresenceOfSilentInstance(t *testing.T) {
 	fast := rfConfig{Doc: doc.Config{PollInterval: 40 * time.Millisecond}}
 	a := rfStart(t, srv.URL(), prefix, "a", fast)
 
-	st, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := busredis.New(st.Client(), st.Prefix(), slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { inner.Close(); st.Close() })
-	bus := &mutableBus{Bus: inner}
-	b := servertest.Start(t, servertest.Options{Store: st, Bus: bus, Instance: "b", Doc: fast.Doc})
+	b, bus := rfStartMutable(t, srv.URL(), prefix, "b", fast)
 
 	toks := rfSetup(t, &a.Endpoint, summit, "KOR")
 	obs := a.Token(t, summit, "observer", "")
@@ -1398,14 +1404,7 @@ func TestRedisAdoptRacesEdit(t *testing.T) {
 	// test controls.
 	quiet := rfConfig{Doc: doc.Config{PollInterval: time.Hour}, NoReconnectCatchUp: true}
 	a := rfStart(t, srv.URL(), prefix, "a", quiet)
-	st, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := busredis.New(st.Client(), st.Prefix(), slog.New(slog.DiscardHandler))
-	t.Cleanup(func() { inner.Close(); st.Close() })
-	bus := &mutableBus{Bus: inner}
-	b := servertest.Start(t, servertest.Options{Store: st, Bus: bus, Instance: "b", Doc: quiet.Doc})
+	b, bus := rfStartMutable(t, srv.URL(), prefix, "b", quiet)
 
 	toks := rfSetup(t, &a.Endpoint, summit, "KOR")
 	chair := a.Token(t, summit, "chair", "")

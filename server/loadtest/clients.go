@@ -333,7 +333,7 @@ func (w *writer) run(ctx context.Context, editing <-chan struct{}, mode string) 
 
 // edit makes a random edit and sends it if nothing was in flight.
 func (w *writer) edit() error {
-	out, err := w.ot.Edit(randomEdit(w.rng, w.ot.Len(), w.r.cfg.DocSize))
+	out, err := w.ot.Edit(RandomEdit(w.rng, w.ot.Len(), w.r.cfg.DocSize))
 	if err != nil {
 		return err
 	}
@@ -423,10 +423,10 @@ func (w *writer) acked(seq uint64, now int64) {
 // position counts code points, never bytes or UTF-16 units.
 var filler = []string{"a", "e", "n", "s", " ", " ", "서", "울", "首", "尔", "م", "ر", "🌐", "👨\u200d👩\u200d👧", "e\u0301", "\r\n", "—", "é"}
 
-// randomEdit is an insert of one to eight filler pieces or a delete of one
+// RandomEdit is an insert of one to eight filler pieces or a delete of one
 // to five code points, at a random place in a text of n code points; deletes
 // become likelier as the text grows past size, so documents stay near it.
-func randomEdit(rng *rand.Rand, n, size int) ot.Op {
+func RandomEdit(rng *rand.Rand, n, size int) ot.Op {
 	pDelete := 0.3
 	switch {
 	case n > size:
@@ -447,8 +447,8 @@ func randomEdit(rng *rand.Rand, n, size int) ot.Op {
 	return ot.Op{}.Retain(pos).Insert(b.String()).Retain(n - pos)
 }
 
-// initialText is a document of about size code points of mixed scripts.
-func initialText(size int) string {
+// InitialText is a document of about size code points of mixed scripts.
+func InitialText(size int) string {
 	var b strings.Builder
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 0

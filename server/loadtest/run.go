@@ -371,7 +371,7 @@ func (r *runner) setup(ctx context.Context, trace *ottrace.Trace) error {
 			return fmt.Errorf("create summit (the token must be the admin's, or give --summit): %w", err)
 		}
 	}
-	text := initialText(cfg.DocSize)
+	text := InitialText(cfg.DocSize)
 	if trace != nil {
 		text = trace.Start
 	}
