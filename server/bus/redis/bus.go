@@ -466,13 +466,20 @@ func (sh *shard) stop() {
 
 // run owns the connection: it (re)connects, reads, pings and dispatches
 // until stop.
+//
+// A new connection counts as established (healthy) only when Redis
+// confirms its subscription, not at its first reply of any kind: only
+// then are messages delivered again, so only then may OnReconnect tell
+// callers to re-read. A connection that fails before that (refused, closed,
+// or answered with an error such as MOVED) is a failed attempt: the next
+// one waits a backoff, and on a cluster the slot map is refreshed first.
 func (sh *shard) run() {
 	defer close(sh.done)
 	var (
-		backoff  time.Duration
 		pinged   bool // a ping is unanswered
-		healthy  bool // a reply arrived since the last (re)connection
-		failures int  // consecutive failed reconnections, for logging
+		healthy  bool // the subscription was confirmed since the last reset
+		pingOnly bool // the last reset subscribed nothing, so a PONG confirms it
+		failures int  // consecutive failed attempts, for backoff and logging
 	)
 	for {
 		select {
@@ -485,19 +492,16 @@ func (sh *shard) run() {
 				sh.owesNotice.Store(true)
 			}
 			healthy, pinged = false, false
-			if err := sh.reset(); err != nil {
+			if failures > 0 && !sh.sleep(backoffFor(failures)) {
+				return
+			}
+			var err error
+			if pingOnly, err = sh.reset(); err != nil {
 				if failures == 0 {
 					sh.b.log.Warn("redis bus: cannot connect; retrying", "err", err)
 				}
 				failures++
-				backoff = min(max(2*backoff, minBackoff), maxBackoff)
-				t := time.NewTimer(backoff)
-				select {
-				case <-sh.quit:
-					t.Stop()
-					return
-				case <-t.C:
-				}
+				sh.refreshSlots()
 				continue
 			}
 		}
@@ -515,17 +519,25 @@ func (sh *shard) run() {
 				pinged = true
 				continue
 			}
-			if healthy {
+			switch {
+			case healthy:
 				sh.b.log.Warn("redis bus: pub/sub connection lost; resubscribing", "err", err)
+			case failures == 0:
+				sh.b.log.Warn("redis bus: subscription failed; retrying", "err", err)
 			}
+			if !healthy {
+				failures++
+			}
+			// A MOVED or ASK answer means the slot map is stale; a lost
+			// connection may mean its node failed over. Either way, route
+			// the next attempt by a fresh map.
+			sh.refreshSlots()
 			sh.needReset.Store(true)
 			continue
 		}
 		pinged = false
-		if !healthy {
-			// The first reply on a new connection follows its SUBSCRIBE
-			// (or PING): every channel is subscribed again.
-			healthy, backoff = true, 0
+		if !healthy && establishes(msg, pingOnly) {
+			healthy = true
 			if failures > 0 {
 				sh.b.log.Info("redis bus: connected again", "after_failures", failures)
 				failures = 0
@@ -545,20 +557,81 @@ func (sh *shard) run() {
 	}
 }
 
+// establishes reports whether msg, the first reply we care about on a new
+// connection, shows that it is set up: a subscription confirmation (Redis
+// answers in order, so the reset's SUBSCRIBE has been processed: every
+// channel it named is subscribed), or, if the reset subscribed nothing, the
+// PONG to its PING.
+func establishes(msg any, pingOnly bool) bool {
+	switch m := msg.(type) {
+	case *goredis.Subscription:
+		return m.Kind == "subscribe" || m.Kind == "ssubscribe"
+	case *goredis.Pong:
+		return pingOnly
+	}
+	return false
+}
+
+// backoffFor is the wait before attempt failures+1: doubling from
+// minBackoff up to maxBackoff.
+func backoffFor(failures int) time.Duration {
+	d := minBackoff
+	for i := 1; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// sleep waits d, or until stop; it reports false if the shard is stopping.
+func (sh *shard) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-sh.quit:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// refreshSlots asks a cluster client to reload its slot map (in the
+// background; concurrent requests are merged), because go-redis routes a
+// new pub/sub connection by the map it has and does not reload it when a
+// pub/sub command is answered MOVED. The backoff before the next attempt
+// gives the reload time to finish.
+func (sh *shard) refreshSlots() {
+	if cc, ok := sh.b.client.(*goredis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
+
 // reset replaces the connection with a new one subscribed to every
-// channel that has subscribers.
-func (sh *shard) reset() error {
+// channel that has subscribers. It reports whether it subscribed nothing
+// and only pinged.
+//
+// On a cluster it always subscribes the shard's own channel, even before
+// add has registered the subscriber that created the shard: go-redis
+// connects a sharded PubSub to the node that owns its first channel, and a
+// PubSub without channels to a random node, where the SSUBSCRIBE that add
+// then sends would be answered MOVED. (Subscribing with no subscriber yet
+// is harmless: dispatch finds no one to call, and the counts stay exact.)
+func (sh *shard) reset() (pingOnly bool, err error) {
 	sh.cmdMu.Lock()
 	defer sh.cmdMu.Unlock()
 	if sh.stopped {
-		return errClosed
+		return false, errClosed
 	}
 	if sh.ps != nil {
 		_ = sh.ps.Close()
 		sh.ps = nil
 	}
 	sh.mu.Lock()
-	chans := slices.Collect(maps.Keys(sh.handlers))
+	var chans []string
+	if sh.b.sharded {
+		chans = []string{sh.key} // a shard serves its key's channel only
+	} else {
+		chans = slices.Collect(maps.Keys(sh.handlers))
+	}
 	clear(sh.sent)
 	clear(sh.acked)
 	for _, ch := range chans {
@@ -571,7 +644,6 @@ func (sh *shard) reset() error {
 	}
 	sh.mu.Unlock()
 	ps := sh.newPubSub()
-	var err error
 	if len(chans) > 0 {
 		err = sh.subscribe(ps, chans...)
 	} else {
@@ -579,11 +651,11 @@ func (sh *shard) reset() error {
 	}
 	if err != nil {
 		_ = ps.Close()
-		return err
+		return false, fmt.Errorf("resubscribe: %w", err)
 	}
 	sh.ps = ps
 	sh.needReset.Store(false)
-	return nil
+	return len(chans) == 0, nil
 }
 
 // confirmed counts a subscription confirmation and releases its waiters.

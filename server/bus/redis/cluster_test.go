@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,13 +15,6 @@ import (
 // TestCluster: on a Redis Cluster the bus uses sharded pub/sub, topics
 // spread over the masters, and a killed connection is replaced there too.
 func TestCluster(t *testing.T) {
-	if os.Getenv("COMMUNIQUE_TEST_CLUSTER_BUS") != "1" {
-		// Known flake (docs/status.md): after CLIENT KILL on every master, a
-		// sharded resubscription can be answered MOVED and lose a message
-		// published right after OnReconnect. Cluster mode is not used by the
-		// server's own tests; set COMMUNIQUE_TEST_CLUSTER_BUS=1 to run it.
-		t.Skip("SKIPPED: Redis Cluster bus test is opt-in (COMMUNIQUE_TEST_CLUSTER_BUS=1) until its resubscription flake is fixed")
-	}
 	t.Parallel()
 	cluster := redistest.StartCluster(t, 3)
 	prefix := redistest.Prefix(t)
@@ -33,9 +25,10 @@ func TestCluster(t *testing.T) {
 		}
 		c := goredis.NewClusterClient(opt)
 		t.Cleanup(func() { c.Close() })
+		// The default subscribeWait and pingEvery: a subscription
+		// confirmed late or a slow ping would each (rightly) call
+		// OnReconnect, which this test counts.
 		b := New(c, prefix, testLog(t))
-		b.subscribeWait = 300 * time.Millisecond
-		b.pingEvery = 200 * time.Millisecond
 		t.Cleanup(b.Close)
 		return b, c
 	}
@@ -84,6 +77,18 @@ func TestCluster(t *testing.T) {
 		t.Errorf("shard channels live on %d masters; want them spread", masters.Load())
 	}
 
+	// Nothing was lost yet, so nothing should have announced a
+	// reconnection: each OnReconnect below must stand for one topic
+	// subscribed again. (A shard that first connected to a random node had
+	// its SSUBSCRIBE answered MOVED and reconnected, and the count below
+	// then reached `topics` before every topic was back.) A machine that
+	// stalls past a ping may still cause one, rightly: it is counted out
+	// below and logged rather than failed, so the test does not flake.
+	early := reconnects.Load()
+	if early != 0 {
+		t.Logf("%d OnReconnect calls before any connection was lost (a stalled ping?)", early)
+	}
+
 	err = admin.ForEachMaster(context.Background(), func(ctx context.Context, c *goredis.Client) error {
 		return c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err()
 	})
@@ -93,9 +98,9 @@ func TestCluster(t *testing.T) {
 	// Each topic has its own connection here, and each says when it is
 	// back; messages published before that may be lost.
 	deadline := time.Now().Add(waitFor)
-	for reconnects.Load() < topics {
+	for reconnects.Load()-early < topics {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d OnReconnect calls within %s; want one per topic, %d", reconnects.Load(), waitFor, topics)
+			t.Fatalf("%d OnReconnect calls within %s; want one per topic, %d", reconnects.Load()-early, waitFor, topics)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
