@@ -1345,7 +1345,9 @@ func TestRedisPresenceOfSilentInstance(t *testing.T) {
 	srv := redistest.StartServer(t)
 	prefix := redistest.Prefix(t)
 	summit := "seoul-2013"
-	fast := rfConfig{Doc: doc.Config{PollInterval: 40 * time.Millisecond}}
+	// Heartbeats every second, expiry after 3.5 s: short for a test, long
+	// enough that a loaded machine does not expire a live instance.
+	fast := rfConfig{Doc: doc.Config{PollInterval: 100 * time.Millisecond}}
 	a := rfStart(t, srv.URL(), prefix, "a", fast)
 
 	b, bus := rfStartMutable(t, srv.URL(), prefix, "b", fast)
