@@ -248,5 +248,5 @@ func RaiseFileLimit() (uint64, error) {
 			return 0, fmt.Errorf("setrlimit: %w", err)
 		}
 	}
-	return rl.Cur, nil
+	return uint64(rl.Cur), nil // int64 on some BSDs
 }
