@@ -16,6 +16,7 @@ import (
 
 	"communique/ot"
 	"communique/server/servertest"
+	"communique/server/ws"
 )
 
 // TestClosingHandshake checks the server's side of the WebSocket control
@@ -29,7 +30,23 @@ import (
 // library hides exactly what is checked: which frames arrive, in what
 // order, after the close.
 func TestClosingHandshake(t *testing.T) {
-	e := newFaultEnv(t, servertest.Options{})
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testClosingHandshake(t, mode.cfg) })
+	}
+}
+
+// readModes: sockets read by the shared poller (Linux), and by a goroutine
+// each (elsewhere).
+var readModes = []struct {
+	name string
+	cfg  ws.Config
+}{
+	{"poller", ws.Config{}},
+	{"goroutine per socket", ws.Config{BlockingReads: true}},
+}
+
+func testClosingHandshake(t *testing.T, cfg ws.Config) {
+	e := newFaultEnv(t, servertest.Options{WS: cfg})
 	ctx, cancel := context.WithCancel(context.Background())
 	var typists sync.WaitGroup
 	defer func() { cancel(); typists.Wait() }()
@@ -220,7 +237,17 @@ func (c *rawConn) send(t *testing.T, opcode byte, payload []byte) {
 // 1002 and a reason, change nothing, and leave other sockets working; a
 // close without a code is answered with a close without a code.
 func TestProtocolViolations(t *testing.T) {
-	e := newFaultEnv(t, faultOptions())
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := faultOptions()
+			opts.WS.BlockingReads = mode.cfg.BlockingReads
+			testProtocolViolations(t, opts)
+		})
+	}
+}
+
+func testProtocolViolations(t *testing.T, opts servertest.Options) {
+	e := newFaultEnv(t, opts)
 	watch, _ := fltDial(t, e, e.doc, e.gbr, nil)
 	before := e.get(t, e.doc)
 	masked := func(b0 byte, payload []byte) []byte {

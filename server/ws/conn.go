@@ -38,6 +38,10 @@ type Config struct {
 	OpsBurst       int           // per connection
 	TokenOpsFactor float64       // a token's limit is this many connections' worth
 	MaxViolations  int           // rate-limited messages tolerated before closing
+	// BlockingReads gives every socket a reader goroutine of its own
+	// instead of the shared poller: what happens where epoll is missing,
+	// selectable so that tests cover that path on Linux too.
+	BlockingReads bool
 }
 
 // DefaultConfig is used for every zero field of a Config.
@@ -85,6 +89,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxViolations > 0 {
 		d.MaxViolations = c.MaxViolations
 	}
+	d.BlockingReads = c.BlockingReads
 	return d
 }
 
@@ -243,21 +248,21 @@ func (c *conn) start(sub doc.Subscription) {
 // goroutine of its own where there is no poller.
 func (c *conn) startReading() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.finished {
-		c.endLocked(websocket.CloseNormalClosure, "") // the hello could not be written
-		c.mu.Lock()
+		c.endLocked(websocket.CloseNormalClosure, "") // the hello could not be written; unlocks
 		return
 	}
-	if p := c.h.poller(); p != nil && c.raw != nil {
-		if err := p.add(c); err == nil {
+	if p := c.h.poller(); p != nil && c.raw != nil && !c.h.cfg.BlockingReads {
+		err := p.add(c)
+		if err == nil {
+			c.mu.Unlock()
 			return
-		} else {
-			c.h.log.Warn("socket not polled; reading it with a goroutine", "client", c.client, "err", err)
 		}
+		c.h.log.Warn("socket not polled; reading it with a goroutine", "client", c.client, "err", err)
 	}
 	c.pollID = 0
-	c.reading = true
+	c.reading = true // before the goroutine starts, so finish never ends the connection under it
+	c.mu.Unlock()
 	go c.readBlocking()
 }
 

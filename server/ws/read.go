@@ -126,11 +126,8 @@ func (c *conn) readAvailable(buf []byte) (code int, reason string, stop bool) {
 
 // readBlocking is the reader of a connection the poller does not serve: a
 // goroutine that blocks in reads until the socket is closed (finish) or the
-// client goes.
+// client goes. startReading has set c.reading for it.
 func (c *conn) readBlocking() {
-	c.mu.Lock()
-	c.reading = true
-	c.mu.Unlock()
 	buf := make([]byte, 4096)
 	var code int
 	var reason string
