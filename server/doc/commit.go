@@ -151,6 +151,10 @@ func (st *stream) undo() {
 	if st.rb.set {
 		st.text, st.auth, st.version, st.log = st.rb.text, st.rb.auth, st.rb.version, st.log[:st.rb.logLen]
 		st.rb = rollback{}
+		// The caches are keyed by version, and the undone versions will
+		// be reused by other text (the snapshot of a failed append has
+		// filled them already).
+		st.strValid, st.jsonCache = false, nil
 	}
 }
 

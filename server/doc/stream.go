@@ -2,6 +2,7 @@ package doc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"communique/ot"
@@ -33,6 +34,10 @@ type stream struct {
 	strCache   string
 	strVersion uint64
 	strValid   bool
+	// jsonCache is strCache encoded as a JSON string, for hellos (nil:
+	// none). Both caches are dropped by undo.
+	jsonCache   []byte
+	jsonVersion uint64
 }
 
 type entry struct {
@@ -134,6 +139,19 @@ func (s *stream) textAt(v uint64) (ot.Text, error) {
 		}
 	}
 	return t, nil
+}
+
+// textJSON is the text encoded as a JSON string, for hellos; like
+// textString, made once per version.
+func (s *stream) textJSON() []byte {
+	if s.jsonVersion != s.version || s.jsonCache == nil {
+		b, err := json.Marshal(s.textString())
+		if err != nil {
+			panic("doc: encode text: " + err.Error()) // a Go string always encodes
+		}
+		s.jsonCache, s.jsonVersion = b, s.version
+	}
+	return s.jsonCache
 }
 
 func (s *stream) textString() string {

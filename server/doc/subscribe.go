@@ -119,8 +119,7 @@ func (s *Session) subscribe(r *subscribeReq) subscribeRes {
 		}
 		h.Version = *r.since
 	} else {
-		text := st.textString()
-		h.Text = &text
+		h.TextJSON = st.textJSON()
 	}
 	st.subs[r.peer] = struct{}{}
 	r.info.Stream = string(r.stream)

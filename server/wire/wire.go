@@ -6,6 +6,7 @@ package wire
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 
 	"communique/ot"
 )
@@ -46,18 +47,42 @@ type Peer struct {
 
 // Hello is the first frame on every socket.
 type Hello struct {
-	Type       string  `json:"type"` // "hello"
-	Stream     string  `json:"stream"`
-	Version    uint64  `json:"version"`
-	Head       uint64  `json:"head"`           // the stream's version now; catch-up ends there
-	Text       *string `json:"text,omitempty"` // absent when the client asked for since
-	Role       string  `json:"role"`
-	Delegation string  `json:"delegation,omitempty"`
-	Client     string  `json:"client"`
-	Name       string  `json:"name,omitempty"`
-	Adopted    bool    `json:"adopted"`
-	Limits     Limits  `json:"limits"`
-	Presence   []Peer  `json:"presence"`
+	Type    string  `json:"type"` // "hello"
+	Stream  string  `json:"stream"`
+	Version uint64  `json:"version"`
+	Head    uint64  `json:"head"`           // the stream's version now; catch-up ends there
+	Text    *string `json:"text,omitempty"` // absent when the client asked for since
+	// TextJSON, when set, is the text already encoded as a JSON string,
+	// spliced into the frame by Frame instead of Text: the document's
+	// session encodes its text once per version, not once per connection
+	// (a 200-page draft is half a megabyte; after a deploy everyone
+	// reconnects at once).
+	TextJSON   []byte `json:"-"`
+	Role       string `json:"role"`
+	Delegation string `json:"delegation,omitempty"`
+	Client     string `json:"client"`
+	Name       string `json:"name,omitempty"`
+	Adopted    bool   `json:"adopted"`
+	Limits     Limits `json:"limits"`
+	Presence   []Peer `json:"presence"`
+}
+
+// Frame encodes the hello once for its connection.
+func (h Hello) Frame() *Frame {
+	if h.TextJSON == nil {
+		return NewFrame(h)
+	}
+	h.Text = nil
+	b, err := json.Marshal(h)
+	if err != nil || len(b) < 2 || b[len(b)-1] != '}' {
+		panic(fmt.Sprintf("wire: encode hello: %v", err))
+	}
+	out := make([]byte, 0, len(b)+len(h.TextJSON)+8)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"text":`...)
+	out = append(out, h.TextJSON...)
+	out = append(out, '}')
+	return FrameOf(out)
 }
 
 // Limits tells a client what the server will refuse, so it can stay inside.

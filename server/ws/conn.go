@@ -231,7 +231,7 @@ func (c *conn) isKicked() bool {
 // lets writers run from then on.
 func (c *conn) start(sub doc.Subscription) {
 	first := make([]*wire.Frame, 0, 1+len(sub.CatchUp))
-	first = append(first, wire.NewFrame(sub.Hello))
+	first = append(first, sub.Hello.Frame())
 	first = append(first, sub.CatchUp...)
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
