@@ -384,29 +384,9 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request, who auth.Prin
 	}
 	return s.session(r, func(sess *doc.Session) error {
 		v := sess.View()
-		out := []decisionRecordJSON{}
-		for _, st := range []store.Stream{store.Approved, store.Draft} {
-			head, _ := headOf(v, st)
-			err := s.replay(r.Context(), streamKey(r, st), 0, head, func(rec store.OpRecord) error {
-				if d := rec.Decision; d != nil {
-					by := rec.Name
-					if by == "" {
-						by = rec.Author
-					}
-					authors := d.Authors
-					if authors == nil {
-						authors = []string{}
-					}
-					out = append(out, decisionRecordJSON{
-						Kind: d.Kind, Change: d.Change, Old: d.Old, New: d.New, Authors: authors,
-						By: by, Time: rec.Time, Stream: st, Version: rec.Version,
-					})
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("decisions on %s: %w", st, err)
-			}
+		out, err := s.decisionsUpTo(r.Context(), r.PathValue("s"), r.PathValue("d"), [2]uint64{v.ApprovedVersion, v.DraftVersion})
+		if err != nil {
+			return err
 		}
 		// Each log is in time order already; merge them. Decisions made
 		// together (approve-all) share a time within a millisecond or so,

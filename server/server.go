@@ -54,8 +54,10 @@ type Server struct {
 	docs    *doc.Registry
 	ws      *ws.Handler
 	metrics *metrics
-	log     *slog.Logger
-	handler http.Handler
+	// decisionLog remembers what GET …/decisions has read of each log.
+	decisionLog decisionLog
+	log         *slog.Logger
+	handler     http.Handler
 
 	draining    atomic.Bool
 	unsubRevoke func()

@@ -99,7 +99,7 @@ func chrConcurrent(t *testing.T, seed uint64) {
 	}
 	var acts []act
 	r := rand.New(rand.NewPCG(seed, 2))
-	conflicts, rounds := 0, 0
+	conflicts, rounds, lastDecisions := 0, 0, 0
 	var editErr error
 chair:
 	for {
@@ -109,6 +109,20 @@ chair:
 		default:
 		}
 		rounds++
+		if rounds%8 == 0 {
+			// The decisions list is read from where the last request
+			// stopped: read it while decisions and edits go on, so the
+			// final check below covers that too.
+			var decs []chrDecision
+			if err := chrGet(s, P+"/decisions", chair, &decs); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(decs); n < lastDecisions {
+				t.Fatalf("GET decisions listed %d, fewer than the %d before", n, lastDecisions)
+			} else {
+				lastDecisions = n
+			}
+		}
 		var cl chrChanges
 		if err := chrGet(s, P+"/changes", chair, &cl); err != nil {
 			t.Fatal(err)
