@@ -1,6 +1,7 @@
 package ot
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"github.com/sergi/go-diff/diffmatchpatch"
@@ -138,10 +139,139 @@ func dmpEqualRanges(a, b string) (eqs []eqRange, ok bool) {
 			eqs, ok = nil, false
 		}
 	}()
+	if len(a)+len(b) >= byParagraphBytes {
+		return paragraphEqualRanges(a, b)
+	}
+	return charEqualRanges(a, b)
+}
+
+// charEqualRanges is the character-level semantic diff of a and b.
+func charEqualRanges(a, b string) ([]eqRange, bool) {
 	dmp := diffmatchpatch.New()
 	diffs := dmp.DiffMainRunes([]rune(a), []rune(b), false)
 	diffs = dmp.DiffCleanupSemantic(diffs)
 	return alignedEqualRanges(a, b, diffs)
+}
+
+// byParagraphBytes is the size (a and b together) from which texts are
+// diffed paragraph by paragraph. A character-level diff of a 200-page
+// draft with hundreds of scattered edits takes about 200 ms (go-diff's
+// bisection over the whole text), paid again for every new version.
+const byParagraphBytes = 64 << 10
+
+// paragraphEqualRanges diffs long texts in two levels: lines first (a line
+// is a paragraph of the Markdown text), then characters inside each run of
+// changed lines. Unchanged lines anchor the diff, so an edit is compared
+// only with the paragraphs around it — which is also what keeps a pending
+// change the same when others are made elsewhere.
+func paragraphEqualRanges(a, b string) ([]eqRange, bool) {
+	ids := make(map[string]rune)
+	var lines []string // by id
+	ra, ok1 := lineRunes(a, ids, &lines)
+	rb, ok2 := lineRunes(b, ids, &lines)
+	if !ok1 || !ok2 {
+		return charEqualRanges(a, b) // more distinct lines than runes to name them
+	}
+	dmp := diffmatchpatch.New()
+	var eqs []eqRange
+	ia, ib := 0, 0   // byte offsets in a and b
+	sa, sb := -1, -1 // start of the pending run of changed lines (-1: none)
+	flush := func() bool {
+		if sa < 0 {
+			return true
+		}
+		sub, ok := charEqualRanges(a[sa:ia], b[sb:ib])
+		if !ok {
+			return false
+		}
+		for _, e := range sub {
+			eqs = append(eqs, eqRange{a: sa + e.a, b: sb + e.b, len: e.len})
+		}
+		sa, sb = -1, -1
+		return true
+	}
+	for _, df := range dmp.DiffMainRunes(ra, rb, false) {
+		n := 0
+		for _, r := range df.Text {
+			n += len(lines[lineID(r)])
+		}
+		switch df.Type {
+		case diffmatchpatch.DiffEqual:
+			if !flush() {
+				return nil, false
+			}
+			if n > 0 {
+				eqs = append(eqs, eqRange{a: ia, b: ib, len: n})
+			}
+			ia, ib = ia+n, ib+n
+		case diffmatchpatch.DiffDelete:
+			if sa < 0 {
+				sa, sb = ia, ib
+			}
+			ia += n
+		case diffmatchpatch.DiffInsert:
+			if sa < 0 {
+				sa, sb = ia, ib
+			}
+			ib += n
+		}
+	}
+	if !flush() || ia != len(a) || ib != len(b) {
+		return nil, false
+	}
+	return mergeAdjacent(eqs), true
+}
+
+// lineRunes names each line of s (with its newline) by a rune, the same
+// rune for the same line in both texts, so that the line diff is a diff of
+// runes. The runes are valid code points (the surrogates are skipped),
+// because go-diff hands its results back as strings. ok is false past the
+// last code point.
+func lineRunes(s string, ids map[string]rune, lines *[]string) (out []rune, ok bool) {
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '\n') + 1
+		if i == 0 {
+			i = len(s)
+		}
+		line := s[:i]
+		s = s[i:]
+		r, seen := ids[line]
+		if !seen {
+			k := len(*lines)
+			if k >= 0x10FFFF-0x800 {
+				return nil, false
+			}
+			r = rune(k)
+			if r >= 0xD800 {
+				r += 0x800
+			}
+			ids[line] = r
+			*lines = append(*lines, line)
+		}
+		out = append(out, r)
+	}
+	return out, true
+}
+
+// lineID is the index in lines of a rune made by lineRunes.
+func lineID(r rune) int {
+	if r >= 0xE000 {
+		return int(r - 0x800)
+	}
+	return int(r)
+}
+
+// mergeAdjacent joins equal ranges that touch in both texts.
+func mergeAdjacent(eqs []eqRange) []eqRange {
+	out := eqs[:0]
+	for _, e := range eqs {
+		if k := len(out) - 1; k >= 0 && out[k].a+out[k].len == e.a && out[k].b+out[k].len == e.b {
+			out[k].len += e.len
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // alignedEqualRanges checks that diffs tile a and b byte for byte and

@@ -1,6 +1,9 @@
 package ot
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -237,6 +240,120 @@ func TestPrefixSuffixFallback(t *testing.T) {
 				t.Errorf("prefixSuffixRanges(%q, %q) = %+v: gap splits a code point", a, b, eqs)
 			}
 			pa, pb = e.a+e.len, e.b+e.len
+		}
+	}
+}
+
+// TestDiffByParagraph: long texts are diffed line by line, then character
+// by character inside the changed lines; the hunks still rebuild b from a,
+// are as small as the edits, and an edit far away leaves the others as
+// they were.
+func TestDiffByParagraph(t *testing.T) {
+	var a strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&a, "%d. The participants affirm 서울 🌐 principle number %d of open and secure cyberspace.\n", i, i)
+	}
+	base := a.String()
+	if len(base)*2 < byParagraphBytes {
+		t.Fatalf("text of %d bytes: too short to be diffed by paragraph", len(base))
+	}
+	edit := func(s string, line int, old, new string) string {
+		t.Helper()
+		ls := strings.SplitAfter(s, "\n")
+		if !strings.Contains(ls[line], old) {
+			t.Fatalf("line %d %q has no %q", line, ls[line], old)
+		}
+		ls[line] = strings.Replace(ls[line], old, new, 1)
+		return strings.Join(ls, "")
+	}
+	b := edit(base, 10, "open", "free, open")
+	b = edit(b, 1500, "secure", "resilient")
+	b = edit(b, 2999, "affirm", "reaffirm")
+	b = edit(b, 700, "서울 🌐 ", "")
+	hunks := Diff(base, b)
+	if len(hunks) != 4 {
+		t.Fatalf("%d hunks %+v; want the 4 edits", len(hunks), hunks)
+	}
+	for _, h := range hunks {
+		if len(h.Old)+len(h.New) > 24 {
+			t.Errorf("hunk %+v is larger than its edit", h)
+		}
+	}
+	op := FromDiff(base, b)
+	if got, err := Apply(base, op); err != nil || got != b {
+		t.Fatalf("FromDiff does not rebuild b: %v", err)
+	}
+	// An edit elsewhere leaves the other hunks' wording as it was.
+	c := edit(b, 2000, "principle", "Principle")
+	again := Diff(base, c)
+	if len(again) != 5 {
+		t.Fatalf("%d hunks after a fifth edit; want 5", len(again))
+	}
+	kept := 0
+	for _, h := range again {
+		for _, g := range hunks {
+			if h.Old == g.Old && h.New == g.New {
+				kept++
+			}
+		}
+	}
+	if kept != 4 {
+		t.Errorf("%d of the 4 earlier hunks kept their wording; want all", kept)
+	}
+}
+
+// TestPropDiffByParagraph: random long texts and random edits (lines
+// joined, split, moved, multi-byte text) diffed by paragraph always rebuild
+// the target, through FromDiff and through the hunks.
+func TestPropDiffByParagraph(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 13))
+	words := []string{"the", "Seoul", "Framework", "서울", "首尔", "مؤتمر", "🌐", "👨\u200d👩\u200d👧", "e\u0301", "\r\n", "\n", "—", " "}
+	text := func(n int) string {
+		var b strings.Builder
+		for b.Len() < n {
+			b.WriteString(words[r.IntN(len(words))])
+			if r.IntN(8) == 0 {
+				b.WriteString("\n")
+			}
+		}
+		return b.String()
+	}
+	for i := range 20 {
+		a := text(byParagraphBytes/2 + 4000)
+		ra := []rune(a)
+		b := ra
+		for range 1 + r.IntN(40) {
+			p := r.IntN(len(b) + 1)
+			switch r.IntN(3) {
+			case 0:
+				b = slices.Insert(slices.Clone(b), p, []rune(text(1+r.IntN(60)))...)
+			case 1:
+				b = slices.Delete(slices.Clone(b), p, min(len(b), p+1+r.IntN(80)))
+			default: // move a block
+				q := min(len(b), p+1+r.IntN(400))
+				blk := slices.Clone(b[p:q])
+				b = slices.Delete(slices.Clone(b), p, q)
+				at := r.IntN(len(b) + 1)
+				b = slices.Insert(b, at, blk...)
+			}
+		}
+		bs := string(b)
+		if got, err := Apply(a, FromDiff(a, bs)); err != nil || got != bs {
+			t.Fatalf("case %d: FromDiff does not rebuild b (%v)", i, err)
+		}
+		rebuilt, at := []rune(a), 0
+		var out []rune
+		for _, h := range Diff(a, bs) {
+			out = append(out, rebuilt[at:h.AStart]...)
+			out = append(out, []rune(h.New)...)
+			if string(rebuilt[h.AStart:h.AEnd]) != h.Old {
+				t.Fatalf("case %d: hunk %+v: Old is not a's text there", i, h)
+			}
+			at = h.AEnd
+		}
+		out = append(out, rebuilt[at:]...)
+		if string(out) != bs {
+			t.Fatalf("case %d: the hunks do not rebuild b", i)
 		}
 	}
 }
